@@ -1,0 +1,1 @@
+"""libcst codemods of claun-migrate, one per module."""
