@@ -1,0 +1,558 @@
+"""named-rows: proven positional row accesses become named ones; the rest is reported."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from textwrap import dedent
+
+from fixture_tools import BACKEND_DIR, load_sites, site_matches
+from libcst.codemod import CodemodContext, TransformSuccess, transform_module
+
+from codemods._support import findings
+from codemods.named_rows import NamedRowsCommand, schema_from_sources
+
+SCHEMA = {"users": ["id", "email", "name"], "profiles": ["id", "user_id", "bio"]}
+
+
+def run(before: str, schema: dict[str, list[str]] | None = None) -> tuple[str, list[str]]:
+    """The transformed code and the findings as ``CODE:line``."""
+    context = CodemodContext()
+    command = NamedRowsCommand(context, schema=SCHEMA if schema is None else schema)
+    result = transform_module(command, dedent(before))
+    assert isinstance(result, TransformSuccess), result
+    return result.code, [f"{f.code}:{f.line}" for f in findings(context)]
+
+
+def assert_rewrites(before: str, after: str) -> None:
+    code, found = run(before)
+    assert code == dedent(after)
+    assert found == []
+
+
+def assert_unchanged(before: str, *expected: str) -> None:
+    code, found = run(before)
+    assert code == dedent(before)
+    assert found == list(expected)
+
+
+def test_index_on_a_row_of_a_literal_select_becomes_the_column_name() -> None:
+    assert_rewrites(
+        """
+        def f():
+            rows = execute_sql("SELECT id, name FROM users", fetch=True)
+            return rows[0][1]
+        """,
+        """
+        def f():
+            rows = execute_sql("SELECT id, name FROM users", fetch=True)
+            return rows[0]["name"]
+        """,
+    )
+
+
+def test_returning_id_is_named() -> None:
+    assert_rewrites(
+        """
+        def f(e):
+            result = execute_sql("INSERT INTO users (email) VALUES (%s) RETURNING id", e, True)
+            return result[0][0]
+        """,
+        """
+        def f(e):
+            result = execute_sql("INSERT INTO users (email) VALUES (%s) RETURNING id", e, True)
+            return result[0]["id"]
+        """,
+    )
+
+
+def test_alias_gives_the_name() -> None:
+    assert_rewrites(
+        """
+        def f():
+            n = execute_sql("SELECT COUNT(*) AS n FROM users", fetch=True)
+            return n[0][0]
+        """,
+        """
+        def f():
+            n = execute_sql("SELECT COUNT(*) AS n FROM users", fetch=True)
+            return n[0]["n"]
+        """,
+    )
+
+
+def test_sql_in_a_name_bound_once_to_a_literal_is_followed() -> None:
+    assert_rewrites(
+        """
+        SQL = "SELECT id, email FROM users"
+        def f():
+            query = SQL
+            row = execute_sql(query, fetch=True)[0]
+            return row[1]
+        """,
+        """
+        SQL = "SELECT id, email FROM users"
+        def f():
+            query = SQL
+            row = execute_sql(query, fetch=True)[0]
+            return row["email"]
+        """,
+    )
+
+
+def test_rows_are_followed_through_for_loops_enumerate_and_comprehensions() -> None:
+    assert_rewrites(
+        """
+        def f():
+            rows = execute_sql("SELECT id, name FROM users", fetch=True)
+            for row in rows:
+                print(row[0])
+            for i, row2 in enumerate(rows):
+                print(row2[1])
+            return {r[0]: r[1] for r in rows}
+        """,
+        """
+        def f():
+            rows = execute_sql("SELECT id, name FROM users", fetch=True)
+            for row in rows:
+                print(row["id"])
+            for i, row2 in enumerate(rows):
+                print(row2["name"])
+            return {r["id"]: r["name"] for r in rows}
+        """,
+    )
+
+
+def test_row_chosen_with_a_conditional_expression_is_followed() -> None:
+    assert_rewrites(
+        """
+        def f():
+            rows = execute_sql("SELECT id, name FROM users", fetch=True)
+            user = rows[0] if rows else None
+            return user[1]
+        """,
+        """
+        def f():
+            rows = execute_sql("SELECT id, name FROM users", fetch=True)
+            user = rows[0] if rows else None
+            return user["name"]
+        """,
+    )
+
+
+def test_star_is_expanded_from_the_schema_and_negative_indexes_count_from_the_end() -> None:
+    assert_rewrites(
+        """
+        def f():
+            rows = execute_sql("SELECT u.email, p.* FROM users u JOIN profiles p", fetch=True)
+            return rows[0][0], rows[0][2], rows[0][-1]
+        """,
+        """
+        def f():
+            rows = execute_sql("SELECT u.email, p.* FROM users u JOIN profiles p", fetch=True)
+            return rows[0]["email"], rows[0]["user_id"], rows[0]["bio"]
+        """,
+    )
+
+
+def test_a_name_rebound_in_straight_line_code_follows_the_latest_query() -> None:
+    assert_rewrites(
+        """
+        def f():
+            result = execute_sql("SELECT id FROM users", fetch=True)
+            a = result[0][0]
+            result = execute_sql("SELECT email, name FROM users", fetch=True)
+            return a, result[0][1]
+        """,
+        """
+        def f():
+            result = execute_sql("SELECT id FROM users", fetch=True)
+            a = result[0]["id"]
+            result = execute_sql("SELECT email, name FROM users", fetch=True)
+            return a, result[0]["name"]
+        """,
+    )
+
+
+def test_picking_a_row_from_the_result_list_is_not_a_column() -> None:
+    assert_unchanged(
+        """
+        def f():
+            rows = execute_sql("SELECT id, name FROM users", fetch=True)
+            return rows[0], rows[-1]
+        """
+    )
+
+
+def test_noop_without_fetch() -> None:
+    assert_unchanged(
+        """
+        def f():
+            result = execute_sql("SELECT id FROM users")
+            return result[0][0]
+        """
+    )
+
+
+def test_row_read_straight_from_a_cursor_is_reported() -> None:
+    assert_unchanged(
+        """
+        def f(cursor):
+            rows = cursor.fetchall()
+            return rows[0][0], cursor.fetchone()[0]
+        """,
+        "CM110:4",
+        "CM110:4",
+    )
+
+
+def test_noop_when_sql_is_dynamic() -> None:
+    assert_unchanged(
+        """
+        def f(name):
+            query = "SELECT id, name FROM users WHERE 1 = 1"
+            if name:
+                query += " AND name = %s"
+            rows = execute_sql(query, (name,), fetch=True)
+            return [r[1] for r in rows]
+        """,
+        "CM101:7",
+    )
+
+
+def test_dynamic_sql_finding_suggests_the_name_from_the_first_literal() -> None:
+    context = CodemodContext()
+    source = """
+        def f(order):
+            query = "SELECT id, name FROM users"
+            query += order
+            return execute_sql(query, fetch=True)[0][1], execute_sql(query, fetch=True)[0][-9]
+        """
+    transform_module(NamedRowsCommand(context, schema=SCHEMA), dedent(source))
+    finding, out_of_range = findings(context)
+    assert "grows on line 4" in finding.message
+    assert "<column>" in out_of_range.suggestion
+    assert 'execute_sql(query, fetch=True)[0]["name"]' in finding.suggestion
+
+
+def test_noop_when_sql_is_an_f_string() -> None:
+    assert_unchanged(
+        """
+        def f(table):
+            rows = execute_sql(f"SELECT id FROM {table}", fetch=True)
+            return rows[0][0]
+        """,
+        "CM101:4",
+    )
+
+
+def test_noop_when_a_column_has_no_alias() -> None:
+    assert_unchanged(
+        """
+        def f():
+            users = execute_sql("SELECT COUNT(*) FROM users", fetch=True)
+            return users[0][0]
+        """,
+        "CM102:4",
+    )
+
+
+def test_duplicate_names_are_reported_and_unique_ones_named() -> None:
+    code, found = run(
+        """
+        def f():
+            rows = execute_sql("SELECT u.id, p.id, p.bio FROM users u JOIN profiles p", fetch=True)
+            return rows[0][0], rows[0][1], rows[0][2]
+        """
+    )
+    assert 'rows[0][0], rows[0][1], rows[0]["bio"]' in code
+    assert found == ["CM103:4", "CM103:4"]
+
+
+def test_row_passed_to_a_helper_is_reported_at_the_call_and_the_helpers_index() -> None:
+    assert_unchanged(
+        """
+        def show(row):
+            return {"id": row[0]}
+
+        def f():
+            rows = execute_sql("SELECT id, name FROM users", fetch=True)
+            return show(rows[0])
+        """,
+        "CM104:3",
+        "CM104:7",
+    )
+
+
+def test_rows_passed_to_an_unseen_function_are_reported_at_the_call() -> None:
+    assert_unchanged(
+        """
+        from helpers import render
+        def f():
+            rows = execute_sql("SELECT id, name FROM users", fetch=True)
+            return render(rows), len(rows)
+        """,
+        "CM104:5",
+    )
+
+
+def test_jsonify_of_raw_rows_is_reported_as_a_json_shape_change() -> None:
+    assert_unchanged(
+        """
+        def f():
+            rows = execute_sql("SELECT id, name FROM users", fetch=True)
+            return jsonify({"users": rows, "first": rows[0]})
+        """,
+        "CM105:4",
+        "CM105:4",
+    )
+    context = CodemodContext()
+    transform_module(NamedRowsCommand(context), 'jsonify(execute_sql("SELECT 1", fetch=True))')
+    assert "[dict(r) for r in" in findings(context)[0].suggestion
+    assert "changes the API" in findings(context)[0].suggestion
+
+
+def test_unpacking_whose_arity_matches_is_kept_and_not_reported() -> None:
+    assert_unchanged(
+        """
+        def f():
+            rows = execute_sql("SELECT id, COUNT(*) FROM users GROUP BY id", fetch=True)
+            a, b = rows[0]
+            for c, d in rows:
+                pass
+            for i, (e, g) in enumerate(rows):
+                pass
+            return {k: v for k, v in rows}
+        """
+    )
+
+
+def test_unpacking_whose_arity_differs_is_reported() -> None:
+    assert_unchanged(
+        """
+        def f():
+            rows = execute_sql("SELECT id, email, name FROM users", fetch=True)
+            a, b = rows[0]
+            for c, d in rows:
+                pass
+        """,
+        "CM106:4",
+        "CM106:5",
+    )
+
+
+def test_unpacking_of_dynamic_sql_is_reported() -> None:
+    assert_unchanged(
+        """
+        def f(sql):
+            a, b = execute_sql(sql, fetch=True)[0]
+        """,
+        "CM101:3",
+    )
+
+
+def test_index_out_of_range_is_reported() -> None:
+    assert_unchanged(
+        """
+        def f():
+            return execute_sql("SELECT id FROM users", fetch=True)[0][1]
+        """,
+        "CM107:3",
+    )
+
+
+def test_star_over_an_undeclared_table_is_reported() -> None:
+    assert_unchanged(
+        """
+        def f():
+            return execute_sql("SELECT * FROM jobs", fetch=True)[0][1]
+        """,
+        "CM108:3",
+    )
+
+
+def test_a_name_bound_in_two_branches_is_reported() -> None:
+    assert_unchanged(
+        """
+        def f(x):
+            if x:
+                rows = execute_sql("SELECT id FROM users", fetch=True)
+            else:
+                rows = execute_sql("SELECT name FROM users", fetch=True)
+            return rows[0][0]
+        """,
+        "CM109:7",
+    )
+
+
+def test_a_name_rebound_later_in_the_same_loop_is_reported() -> None:
+    assert_unchanged(
+        """
+        def f(ids):
+            rows = execute_sql("SELECT id FROM users", fetch=True)
+            for i in ids:
+                print(rows[0][0])
+                rows = execute_sql("SELECT name FROM users", fetch=True)
+        """,
+        "CM109:5",
+    )
+
+
+SAMPLE = """
+def show(row):
+    return row[1]
+
+def f(q):
+    rows = execute_sql("SELECT u.email, p.* FROM users u JOIN profiles p", fetch=True)
+    total = execute_sql("SELECT COUNT(*) FROM users", fetch=True)[0][0]
+    query = "SELECT id, name FROM users"
+    query += q
+    names = [r[1] for r in execute_sql(query, fetch=True)]
+    email, pid, uid, bio = rows[0]
+    return jsonify([rows[0][0], rows[0][3], show(rows[0]), total, names])
+"""
+
+
+def test_second_run_changes_nothing_and_reports_the_same() -> None:
+    once, found_once = run(SAMPLE)
+    twice, found_twice = run(once)
+    assert once != SAMPLE
+    assert twice == once
+    assert found_twice == found_once
+
+
+def test_gather_reads_create_table_literals_and_drops_conflicting_tables() -> None:
+    sources = {
+        "db.py": 'TABLES = ["CREATE TABLE IF NOT EXISTS users (id SERIAL, email TEXT)"]',
+        "old.py": 'SQL = "CREATE TABLE jobs (id INT)"\nOTHER = "create table jobs (id INT, x INT)"',
+        "notes.txt": "CREATE TABLE ignored (a INT)",
+        "schema.sql": "CREATE TABLE plans (id INT, name TEXT);",
+    }
+    assert NamedRowsCommand.gather(sources) == {
+        "schema": {"users": ["id", "email"], "plans": ["id", "name"]}
+    }
+    assert schema_from_sources({"a.py": "x = 1"}) == {}
+
+
+def test_altered_table_is_not_trusted() -> None:
+    sources = {
+        "db.py": 'A = "CREATE TABLE users (id INT)"\nB = "ALTER TABLE users ADD COLUMN x INT"'
+    }
+    assert schema_from_sources(sources) == {}
+
+
+def test_runs_through_libcst_tool_with_the_schema_option(tmp_path: Path) -> None:
+    (tmp_path / ".libcst.codemod.yaml").write_text(
+        "generated_code_marker: '@generated'\nformatter: ['cat']\nblacklist_patterns: []\n"
+        "modules: ['codemods']\nrepo_root: '.'\n"
+    )
+    (tmp_path / "schema.sql").write_text("CREATE TABLE jobs (id INT, title TEXT);")
+    target = tmp_path / "routes.py"
+    target.write_text('def f():\n    return execute_sql("SELECT * FROM jobs", fetch=True)[0][1]\n')
+    subprocess.run(
+        [sys.executable, "-m", "libcst.tool", "codemod", "--no-format"]
+        + ["named_rows.NamedRowsCommand", "--schema", "schema.sql", "routes.py"],
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+    )
+    assert '[0]["title"]' in target.read_text()
+
+
+def test_fixture_sites_get_the_verdicts_of_patterns_md() -> None:
+    """Named sites are rewritten, review sites reported, kept sites and all else untouched."""
+    sources = {
+        str(p): p.read_text() for p in sorted(BACKEND_DIR.rglob("*.py")) if "tests" not in p.parts
+    }
+    schema = NamedRowsCommand.gather(sources)["schema"]
+    expected: dict[tuple[str, int], str] = {}
+    for site in load_sites():
+        source = (BACKEND_DIR / site.file).read_text()
+        (match,) = site_matches(source, site)
+        expected[(site.file, source.count("\n", 0, match.start()) + 1)] = site.verdict
+    actual: dict[tuple[str, int], str] = {}
+    for path, before in sources.items():
+        context = CodemodContext()
+        result = transform_module(NamedRowsCommand(context, schema=schema), before)
+        assert isinstance(result, TransformSuccess), path
+        name = Path(path).relative_to(BACKEND_DIR).as_posix()
+        pairs = zip(before.splitlines(), result.code.splitlines(), strict=True)
+        for line, (old, new) in enumerate(pairs, start=1):
+            if old != new:
+                actual[(name, line)] = "named"
+        for finding in findings(context):
+            actual.setdefault((name, finding.line), "review")
+    assert actual == {site: v for site, v in expected.items() if v != "kept"}
+
+
+def test_returned_rows_are_reported_but_a_data_layer_returning_fetchall_is_not() -> None:
+    assert_unchanged(
+        """
+        def user(i):
+            rows = execute_sql("SELECT id, name FROM users WHERE id = %s", (i,), fetch=True)
+            return rows[0] if rows else None
+
+        def execute(cursor):
+            return cursor.fetchall()
+        """,
+        "CM104:4",
+    )
+
+
+def test_rows_changed_in_place_are_not_proven() -> None:
+    assert_unchanged(
+        """
+        def f():
+            rows = execute_sql("SELECT id, name FROM users", fetch=True)
+            rows.append((0, "nobody"))
+            return rows[-1][1]
+        """,
+        "CM108:5",
+    )
+
+
+def test_a_row_handed_on_from_helper_to_helper_is_reported_in_both() -> None:
+    _, found = run(
+        """
+        def inner(row):
+            return row[1]
+
+        def outer(rows):
+            return inner(rows[0]), rows[0][0]
+
+        def f():
+            return outer(execute_sql("SELECT id, name FROM users", fetch=True))
+        """
+    )
+    assert sorted(found) == ["CM104:3", "CM104:6", "CM104:6", "CM104:9"]
+
+
+def test_raw_row_in_a_returned_dict_or_json_dumps_is_a_json_shape_change() -> None:
+    assert_unchanged(
+        """
+        def f():
+            rows = execute_sql("SELECT id, name FROM users", fetch=True)
+            print(json.dumps(rows))
+            return {"user": rows[0]}
+        """,
+        "CM105:4",
+        "CM105:5",
+    )
+
+
+def test_rows_are_followed_through_unpacking_of_the_result_list() -> None:
+    assert_rewrites(
+        """
+        def f():
+            (user,) = execute_sql("SELECT id, name FROM users LIMIT 1", fetch=True)
+            first, *others = execute_sql("SELECT id, name FROM users", fetch=True)
+            return user[1], first[0], others[0][1]
+        """,
+        """
+        def f():
+            (user,) = execute_sql("SELECT id, name FROM users LIMIT 1", fetch=True)
+            first, *others = execute_sql("SELECT id, name FROM users", fetch=True)
+            return user["name"], first["id"], others[0]["name"]
+        """,
+    )
