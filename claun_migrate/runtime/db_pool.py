@@ -1,0 +1,332 @@
+"""A thread-safe, fork-aware psycopg2 connection pool and the process-wide pool ``get_pool()``.
+
+Why not ``psycopg2.pool``: ``SimpleConnectionPool`` is not thread-safe, and it and
+``ThreadedConnectionPool`` close a returned connection whenever ``minconn`` are already idle,
+so under load they reconnect on almost every call. This pool keeps the connections it opened (up to
+``max_size``), blocks up to ``timeout`` seconds when all are in use, and never connects while
+holding its lock.
+
+Connections come back clean: ``putconn`` rolls back an open or failed transaction and drops
+closed or broken connections, freeing their slot. Before handing out an idle connection the
+pool polls its socket without blocking: an idle connection has nothing to read unless the
+server closed it (``pg_terminate_backend``, restart, idle timeout), so a readable socket means
+the connection is replaced. That costs one ``poll()`` system call instead of a round trip.
+
+``get_pool()`` reads ``DATABASE_URL`` and the environment variables
+``DB_POOL_MIN_SIZE`` (default 1), ``DB_POOL_MAX_SIZE`` (10), ``DB_POOL_TIMEOUT`` (30 seconds)
+and ``DB_POOL_MAX_LIFETIME`` (seconds, default: unlimited).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import threading
+import time
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg2
+import psycopg2.extensions
+from psycopg2.pool import PoolError
+
+__all__ = [
+    "ConnectionPool",
+    "PoolClosed",
+    "PoolError",
+    "PoolTimeout",
+    "close_pool",
+    "get_pool",
+]
+
+_IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
+_UNKNOWN = psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN
+Connection = psycopg2.extensions.connection
+_HAS_POLL = hasattr(select, "poll")  # select() is limited to descriptors below 1024
+
+
+class PoolTimeout(PoolError):
+    """No connection became free within the timeout."""
+
+
+class PoolClosed(PoolError):
+    """The pool was closed."""
+
+
+def _close_quietly(conn: Connection) -> None:
+    with contextlib.suppress(Exception):
+        conn.close()
+
+
+def _socket_is_quiet(conn: Connection) -> bool:
+    """True when an idle connection's socket has nothing to read, i.e. the server kept it."""
+    if not _HAS_POLL:  # Windows
+        return not select.select([conn.fileno()], [], [], 0)[0]
+    poller = select.poll()
+    poller.register(conn.fileno(), select.POLLIN)
+    return not poller.poll(0)
+
+
+def _detach(conn: Connection) -> None:
+    """Close a connection inherited across fork without touching the parent's session.
+
+    Closing it normally would send the server a Terminate message on the socket the parent
+    still uses. Pointing the descriptor at /dev/null first makes that message go nowhere.
+    """
+    try:
+        fd = conn.fileno()
+    except Exception:  # already closed
+        return
+    devnull = os.open(os.devnull, os.O_RDWR)
+    try:
+        os.dup2(devnull, fd)
+    finally:
+        os.close(devnull)
+    _close_quietly(conn)
+
+
+class ConnectionPool:
+    """At most ``max_size`` psycopg2 connections to ``dsn``, shared between threads.
+
+    ``connect_kwargs`` go to ``psycopg2.connect`` (for example ``cursor_factory``).
+    ``min_size`` connections are opened at once; ``max_lifetime`` (seconds) replaces older
+    connections at checkout.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 30.0,
+        max_lifetime: float | None = None,
+        **connect_kwargs: Any,
+    ) -> None:
+        if max_size < 1 or not 0 <= min_size <= max_size:
+            raise ValueError(f"need 0 <= min_size <= max_size >= 1, got {min_size}, {max_size}")
+        self.dsn = dsn
+        self.min_size = min_size
+        self.max_size = max_size
+        self.timeout = timeout
+        self.max_lifetime = max_lifetime
+        self.connect_kwargs = connect_kwargs
+        self.closed = False
+        self._reset()
+        _POOLS.add(self)
+        conns = [self.getconn() for _ in range(min_size)]
+        for conn in conns:
+            self.putconn(conn)
+
+    def _reset(self) -> None:
+        self._pid = os.getpid()
+        self._lock = threading.Lock()
+        self._cond = threading.Condition(self._lock)
+        self._idle: list[tuple[Connection, float]] = []  # (connection, opened at); LIFO
+        self._out: dict[int, tuple[Connection, float]] = {}  # checked out, by id()
+        self._size = 0  # slots taken: idle + checked out + being opened
+        self._waiting = 0
+        self._waits = self._timeouts = self._connects = self._discarded = 0
+
+    def _after_fork(self) -> None:
+        """In a forked child: forget the parent's connections and start afresh."""
+        for conn, _ in [*self._idle, *self._out.values()]:
+            _detach(conn)
+        self._reset()
+
+    def getconn(self, timeout: float | None = None) -> Connection:
+        """A live connection; waits up to ``timeout`` (default: the pool's) when all are busy."""
+        if self._pid != os.getpid():
+            self._after_fork()
+        conn = None
+        born = 0.0
+        deadline = None
+        with self._lock:
+            while True:
+                if self.closed:
+                    raise PoolClosed("the connection pool is closed")
+                if self._idle:
+                    conn, born = self._idle.pop()
+                    self._out[id(conn)] = (conn, born)
+                    break
+                if self._size < self.max_size:
+                    self._size += 1
+                    break
+                now = time.monotonic()
+                if deadline is None:
+                    wait = self.timeout if timeout is None else timeout
+                    deadline = now + wait
+                    self._waits += 1
+                if now >= deadline:
+                    self._timeouts += 1
+                    raise PoolTimeout(
+                        f"no database connection free after waiting {wait:g}s: all "
+                        f"{self.max_size} connections of the pool (max_size) are in use"
+                    )
+                self._waiting += 1
+                try:
+                    self._cond.wait(deadline - now)
+                finally:
+                    self._waiting -= 1
+        if conn is not None:
+            if self._usable(conn, born):
+                return conn
+            with self._lock:
+                del self._out[id(conn)]
+                self._discarded += 1
+            _close_quietly(conn)
+        return self._open()
+
+    def _usable(self, conn: Connection, born: float) -> bool:
+        if conn.closed:
+            return False
+        if self.max_lifetime is not None and time.monotonic() - born > self.max_lifetime:
+            return False
+        return _socket_is_quiet(conn)
+
+    def _open(self) -> Connection:
+        """Connect into a slot this thread has reserved; frees the slot on failure."""
+        try:
+            conn = psycopg2.connect(self.dsn, **self.connect_kwargs)
+        except BaseException:
+            with self._lock:
+                self._size -= 1
+                self._cond.notify()
+            raise
+        with self._lock:
+            self._connects += 1
+            self._out[id(conn)] = (conn, time.monotonic())
+        return conn
+
+    def putconn(self, conn: Connection, close: bool = False) -> None:
+        """Give ``conn`` back: rolled back and kept, or closed (``close``, broken, pool closed)."""
+        if id(conn) not in self._out:
+            if self.closed or conn.closed or self._pid != os.getpid():
+                _close_quietly(conn)
+                return
+            raise PoolError("putconn: this connection was not checked out from this pool")
+        keep = not close and not self.closed and self._clean(conn)
+        if not keep:
+            _close_quietly(conn)  # before its slot is freed: never more than max_size open
+        with self._lock:
+            entry = self._out.pop(id(conn), None)
+            if entry is None:  # returned twice at once, or the pool was reset
+                return
+            if keep and not self.closed:
+                self._idle.append(entry)
+            else:
+                self._size -= 1
+                if not self.closed:
+                    self._discarded += 1
+            if self._waiting:
+                self._cond.notify()
+        if keep and self.closed:
+            _close_quietly(conn)
+
+    @staticmethod
+    def _clean(conn: Connection) -> bool:
+        """Roll back any transaction; False when the connection is unusable."""
+        if conn.closed:
+            return False
+        status = conn.get_transaction_status()
+        if status == _IDLE:
+            return True
+        if status == _UNKNOWN:
+            return False
+        try:
+            conn.rollback()
+        except Exception:
+            return False
+        return conn.get_transaction_status() == _IDLE
+
+    @contextlib.contextmanager
+    def connection(self, timeout: float | None = None) -> Iterator[Connection]:
+        """Check out a connection; commit on success; ``putconn`` rolls back on error."""
+        conn = self.getconn(timeout)
+        try:
+            yield conn
+            conn.commit()
+        finally:
+            self.putconn(conn)
+
+    def stats(self) -> dict[str, int]:
+        """Current sizes and counters since creation (or since the last fork)."""
+        with self._lock:
+            return {
+                "max_size": self.max_size,
+                "size": self._size,
+                "idle": len(self._idle),
+                "in_use": len(self._out),
+                "waiting": self._waiting,
+                "waits": self._waits,
+                "timeouts": self._timeouts,
+                "connects": self._connects,
+                "discarded": self._discarded,
+            }
+
+    def close(self) -> None:
+        """Close idle connections, fail waiters with ``PoolClosed``; returned ones get closed."""
+        with self._lock:
+            self.closed = True
+            idle, self._idle = self._idle, []
+            self._size -= len(idle)
+            self._cond.notify_all()
+        for conn, _ in idle:
+            _close_quietly(conn)
+
+
+_POOLS: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for pool in list(_POOLS):
+        pool._after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+_pools: dict[str, ConnectionPool] = {}
+_pools_lock = threading.Lock()
+
+
+def _env_number(name: str, default: float | None) -> float | None:
+    value = os.environ.get(name, "").strip()
+    return float(value) if value else default
+
+
+def get_pool(dsn: str | None = None, **connect_kwargs: Any) -> ConnectionPool:
+    """The process-wide pool for ``dsn`` (default: env ``DATABASE_URL``), created on first use.
+
+    The first call's ``connect_kwargs`` configure the pool; later calls just return it.
+    """
+    if dsn is None:
+        dsn = os.environ.get("DATABASE_URL")
+        if not dsn:
+            raise PoolError("get_pool: no dsn given and DATABASE_URL is not set")
+    pool = _pools.get(dsn)
+    if pool is not None and not pool.closed:
+        return pool
+    with _pools_lock:
+        pool = _pools.get(dsn)
+        if pool is None or pool.closed:
+            pool = _pools[dsn] = ConnectionPool(
+                dsn,
+                min_size=int(_env_number("DB_POOL_MIN_SIZE", 1)),
+                max_size=int(_env_number("DB_POOL_MAX_SIZE", 10)),
+                timeout=_env_number("DB_POOL_TIMEOUT", 30.0),
+                max_lifetime=_env_number("DB_POOL_MAX_LIFETIME", None),
+                **connect_kwargs,
+            )
+        return pool
+
+
+def close_pool() -> None:
+    """Close every pool ``get_pool`` created (for tests and shutdown hooks)."""
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.close()

@@ -1,0 +1,319 @@
+"""The shipped connection pool against a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+
+import psycopg2
+import pytest
+
+from claun_migrate.runtime import db_pool
+from claun_migrate.runtime.db_pool import ConnectionPool, PoolClosed, PoolError, PoolTimeout
+from claun_migrate.runtime.db_rows import Row, RowCursor
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture
+def app_name() -> str:
+    """A unique application_name, so a test can count and kill exactly its own backends."""
+    return f"claun-test-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def admin(postgres_url: str) -> Iterator[psycopg2.extensions.connection]:
+    conn = psycopg2.connect(postgres_url)
+    conn.autocommit = True
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def make_pool(postgres_url: str, app_name: str) -> Iterator:
+    pools: list[ConnectionPool] = []
+
+    def make(**kwargs: object) -> ConnectionPool:
+        pool = ConnectionPool(postgres_url, application_name=app_name, **kwargs)
+        pools.append(pool)
+        return pool
+
+    yield make
+    for pool in pools:
+        pool.close()
+
+
+def server_connections(admin: psycopg2.extensions.connection, app_name: str) -> int:
+    with admin.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", (app_name,)
+        )
+        return cur.fetchone()[0]
+
+
+def kill_backends(admin: psycopg2.extensions.connection, app_name: str) -> None:
+    with admin.cursor() as cur:
+        cur.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s",
+            (app_name,),
+        )
+    deadline = time.monotonic() + 10
+    while server_connections(admin, app_name) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def select_one(conn: psycopg2.extensions.connection) -> int:
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1")
+        return cur.fetchone()[0]
+
+
+def test_64_threads_share_8_connections_without_error_or_reconnects(make_pool, admin, app_name):
+    pool = make_pool(min_size=2, max_size=8)
+    errors: list[BaseException] = []
+    most_seen = 0
+    done = threading.Event()
+
+    def watch() -> None:
+        nonlocal most_seen
+        while not done.is_set():
+            most_seen = max(most_seen, server_connections(admin, app_name))
+
+    def work() -> None:
+        try:
+            for _ in range(15):
+                with pool.connection() as conn, conn.cursor() as cur:
+                    cur.execute("SELECT pg_sleep(0.001)")
+        except BaseException as exc:
+            errors.append(exc)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    workers = [threading.Thread(target=work) for _ in range(64)]
+    for thread in workers:
+        thread.start()
+    for thread in workers:
+        thread.join()
+    done.set()
+    watcher.join()
+
+    assert errors == []
+    assert 0 < most_seen <= 8
+    stats = pool.stats()
+    assert stats["size"] == 8 and stats["idle"] == 8 and stats["in_use"] == 0
+    assert stats["connects"] == 8 and stats["discarded"] == 0 and stats["timeouts"] == 0
+    assert stats["waits"] > 0
+
+
+def test_exhausted_pool_waits_for_the_timeout_then_names_size_and_wait(make_pool):
+    pool = make_pool(min_size=0, max_size=2)
+    held = [pool.getconn(), pool.getconn()]
+    started = time.monotonic()
+    with pytest.raises(PoolTimeout, match=r"after waiting 0\.3s: all 2 connections"):
+        pool.getconn(timeout=0.3)
+    assert 0.3 <= time.monotonic() - started < 2
+    assert pool.stats()["timeouts"] == 1
+    for conn in held:
+        pool.putconn(conn)
+
+
+def test_waiter_gets_the_connection_returned_while_it_waits(make_pool):
+    pool = make_pool(min_size=0, max_size=1)
+    held = pool.getconn()
+    threading.Timer(0.1, pool.putconn, [held]).start()
+    assert pool.getconn(timeout=10) is held
+    assert pool.stats()["waits"] == 1
+
+
+def test_checkouts_after_every_backend_was_killed_get_live_connections(make_pool, admin, app_name):
+    pool = make_pool(min_size=4, max_size=4)
+    assert server_connections(admin, app_name) == 4
+    kill_backends(admin, app_name)
+
+    conns = [pool.getconn() for _ in range(4)]
+    assert [select_one(conn) for conn in conns] == [1, 1, 1, 1]
+    for conn in conns:
+        pool.putconn(conn)
+    stats = pool.stats()
+    assert stats["discarded"] == 4 and stats["connects"] == 8 and stats["size"] == 4
+
+
+def test_dead_connection_returned_mid_transaction_frees_its_slot(make_pool, admin, app_name):
+    pool = make_pool(min_size=0, max_size=1)
+    conn = pool.getconn()
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1")
+    kill_backends(admin, app_name)
+
+    pool.putconn(conn)  # the rollback fails: the connection is dropped, not the slot
+
+    assert conn.closed
+    assert select_one(pool.getconn(timeout=1)) == 1
+    assert pool.stats()["discarded"] == 1
+
+
+def test_putconn_rolls_back_and_keeps_the_connection(make_pool, admin):
+    pool = make_pool(min_size=0, max_size=1)
+    with admin.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS pool_rollback (x int)")
+    conn = pool.getconn()
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO pool_rollback VALUES (1)")
+    pool.putconn(conn)
+
+    again = pool.getconn()
+    with again.cursor() as cur:
+        cur.execute("SELECT count(*) FROM pool_rollback")
+        assert cur.fetchone()[0] == 0
+    assert again is conn
+    assert pool.stats()["connects"] == 1
+
+
+def test_putconn_keeps_a_connection_whose_transaction_failed(make_pool):
+    pool = make_pool(min_size=0, max_size=1)
+    conn = pool.getconn()
+    with pytest.raises(psycopg2.errors.DivisionByZero), conn.cursor() as cur:
+        cur.execute("SELECT 1 / 0")
+    pool.putconn(conn)
+    assert pool.getconn() is conn
+    assert select_one(conn) == 1
+
+
+def test_putconn_close_true_closes_and_frees_the_slot(make_pool):
+    pool = make_pool(min_size=0, max_size=1)
+    conn = pool.getconn()
+    pool.putconn(conn, close=True)
+    assert conn.closed
+    assert pool.getconn(timeout=1) is not conn
+
+
+def test_putconn_of_a_foreign_connection_raises(make_pool, postgres_url):
+    pool = make_pool(min_size=0, max_size=1)
+    foreign = psycopg2.connect(postgres_url)
+    with pytest.raises(PoolError, match="not checked out from this pool"):
+        pool.putconn(foreign)
+    foreign.close()
+
+
+def test_connection_context_commits_on_success_and_rolls_back_on_error(make_pool, admin):
+    pool = make_pool(min_size=0, max_size=1)
+    with admin.cursor() as cur:
+        cur.execute("CREATE TABLE IF NOT EXISTS pool_context (x int)")
+    with pool.connection() as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO pool_context VALUES (1)")
+    with pytest.raises(ZeroDivisionError), pool.connection() as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO pool_context VALUES (2)")
+        1 / 0  # noqa: B018
+    with admin.cursor() as cur:
+        cur.execute("SELECT x FROM pool_context")
+        assert cur.fetchall() == [(1,)]
+    assert pool.stats()["in_use"] == 0
+
+
+def test_close_wakes_a_waiter_with_pool_closed(make_pool):
+    pool = make_pool(min_size=0, max_size=1)
+    held = pool.getconn()
+    outcome: list[BaseException] = []
+
+    def wait() -> None:
+        try:
+            pool.getconn(timeout=30)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    deadline = time.monotonic() + 5
+    while pool.stats()["waiting"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    started = time.monotonic()
+    pool.close()
+    waiter.join(5)
+
+    assert time.monotonic() - started < 5
+    assert [type(exc) for exc in outcome] == [PoolClosed]
+    pool.putconn(held)  # after close: closes the connection, does not raise
+    assert held.closed
+
+
+def test_max_lifetime_replaces_old_connections_at_checkout(make_pool):
+    pool = make_pool(min_size=0, max_size=1, max_lifetime=0.05)
+    first = pool.getconn()
+    pool.putconn(first)
+    time.sleep(0.1)
+    second = pool.getconn()
+    assert second is not first and first.closed
+    assert pool.stats()["discarded"] == 1
+
+
+@pytest.fixture
+def process_pool(postgres_url: str, app_name: str, monkeypatch) -> Iterator[str]:
+    monkeypatch.setenv("DATABASE_URL", postgres_url)
+    monkeypatch.setenv("DB_POOL_MIN_SIZE", "2")
+    monkeypatch.setenv("DB_POOL_MAX_SIZE", "3")
+    monkeypatch.setenv("DB_POOL_TIMEOUT", "7")
+    db_pool.close_pool()
+    yield postgres_url
+    db_pool.close_pool()
+
+
+def test_get_pool_reads_the_environment_and_returns_one_pool(process_pool):
+    pool = db_pool.get_pool(process_pool, cursor_factory=RowCursor)
+    assert db_pool.get_pool(process_pool) is pool
+    assert db_pool.get_pool() is pool
+    assert (pool.min_size, pool.max_size, pool.timeout, pool.max_lifetime) == (2, 3, 7.0, None)
+    assert pool.stats()["idle"] == 2
+    with pool.connection() as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1 AS one")
+        assert isinstance(cur.fetchone(), Row)
+
+
+def test_forked_child_rebuilds_the_pool_and_leaves_the_parents_connections_alive(process_pool):
+    pool = db_pool.get_pool(process_pool)
+    held = pool.getconn()
+    parent_pid = held.info.backend_pid
+    read_end, write_end = os.pipe()
+
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        status = 1
+        try:
+            conn = db_pool.get_pool(process_pool).getconn()
+            if conn.info.backend_pid != parent_pid and select_one(conn) == 1:
+                db_pool.get_pool(process_pool).putconn(conn)
+                db_pool.get_pool(process_pool).putconn(held)  # inherited: dropped quietly
+                status = 0
+            os.write(write_end, str(pool.stats()["connects"]).encode())
+        finally:
+            os._exit(status)
+    os.close(write_end)
+    _, status = os.waitpid(child, 0)
+    child_connects = os.read(read_end, 100).decode()
+    os.close(read_end)
+
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert child_connects == "1"
+    assert select_one(held) == 1 and held.info.backend_pid == parent_pid
+    pool.putconn(held)
+    conns = [pool.getconn() for _ in range(2)]
+    assert [select_one(conn) for conn in conns] == [1, 1]
+    assert pool.stats()["connects"] == 2 and pool.stats()["discarded"] == 0
+
+
+def test_threads_racing_to_create_the_process_pool_get_the_same_one(process_pool):
+    barrier = threading.Barrier(16)
+    pools: list[ConnectionPool] = []
+
+    def first_request() -> None:
+        barrier.wait()
+        pools.append(db_pool.get_pool(process_pool))
+
+    threads = [threading.Thread(target=first_request) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(pools) == 16 and len({id(pool) for pool in pools}) == 1
