@@ -18,5 +18,15 @@ def main() -> None:
     """
 
 
+from claun_migrate.bench import bench_command  # noqa: E402
+from claun_migrate.migrate_cli import COMMANDS as MIGRATE_COMMANDS  # noqa: E402
+from claun_migrate.verify import verify_command  # noqa: E402
+
+for _command in MIGRATE_COMMANDS:
+    main.add_command(_command)
+main.add_command(verify_command)
+main.add_command(bench_command)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

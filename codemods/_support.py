@@ -6,6 +6,9 @@ want beside the one they transform in ``context.scratch``, and the engine report
 
 from __future__ import annotations
 
+import hashlib
+import os
+import re
 from dataclasses import asdict, dataclass
 
 import libcst as cst
@@ -34,7 +37,8 @@ def report(
     context: CodemodContext, node: cst.CSTNode, code: str, message: str, suggestion: str = ""
 ) -> None:
     """Record a review finding at ``node`` (the codemod must depend on PositionProvider)."""
-    position = context.get_metadata(PositionProvider, node).start
+    assert context.wrapper is not None, "report() runs only while a codemod transforms a module"
+    position = context.wrapper.resolve(PositionProvider)[node].start
     findings: list[Finding] = context.scratch.setdefault(FINDINGS, [])
     finding = Finding(position.line, position.column + 1, code, message, suggestion)
     if finding not in findings:
@@ -54,3 +58,71 @@ def findings(context: CodemodContext) -> list[Finding]:
 def companions(context: CodemodContext) -> dict[str, str]:
     """The companion files requested so far in ``context``."""
     return dict(context.scratch.get(COMPANIONS, {}))
+
+
+REQUIREMENTS = "claun.requirements"
+GENERATED = "# claun-migrate runtime"
+_HEADER = (
+    GENERATED + " {version} ({name}, sha256:{digest}): generated, do not edit;\n"
+    "# upgrade it with `claun-migrate apply`.\n"
+)
+
+
+def require(context: CodemodContext, name: str, *satisfied_by: str) -> None:
+    """Ask for ``name`` in the nearest ``requirements.txt`` unless one of ``satisfied_by`` is."""
+    context.scratch.setdefault(REQUIREMENTS, {})[name] = (name, *satisfied_by)
+
+
+def requirements(context: CodemodContext) -> dict[str, tuple[str, ...]]:
+    """The requirements asked for so far: name -> the distribution names that satisfy it."""
+    return dict(context.scratch.get(REQUIREMENTS, {}))
+
+
+def _digest(body: str) -> str:
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:16]
+
+
+def stamp(name: str, version: str, body: str) -> str:
+    """``body`` with a generated-file header whose checksum later reveals hand edits."""
+    return _HEADER.format(version=version, name=name, digest=_digest(body)) + body
+
+
+def is_pristine(text: str) -> bool | None:
+    """True for an unedited :func:`stamp` output, False for an edited one, None if unstamped."""
+    header, _, rest = text.partition("\n")
+    body = rest.partition("\n")[2]
+    match = re.match(re.escape(GENERATED) + r" \S+ \((.+), sha256:([0-9a-f]+)\)", header)
+    if match is None:
+        return None
+    return match.group(2) == _digest(body.replace("\r\n", "\n"))
+
+
+ENGINE = "claun.engine"
+
+
+def write_companions_if_standalone(context: CodemodContext) -> list[str]:
+    """Outside the claun-migrate engine (``python -m libcst.tool codemod``), write the companion
+    files now, beside ``context.filename``; a file edited by hand or not ours is kept.
+
+    Returns the paths kept, for the caller to warn about. Under the engine this does nothing:
+    the engine writes companions itself, atomically and only on ``apply``.
+    """
+    if context.scratch.get(ENGINE) or not context.filename:
+        return []
+    kept = []
+    folder = os.path.dirname(os.path.abspath(context.filename))
+    for relative, text in companions(context).items():
+        path = os.path.join(folder, relative)
+        try:
+            with open(path, encoding="utf-8") as handle:
+                existing: str | None = handle.read()
+        except FileNotFoundError:
+            existing = None
+        if existing == text:
+            continue
+        if existing is not None and not is_pristine(existing):
+            kept.append(path)
+            continue
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    return kept
