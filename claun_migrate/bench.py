@@ -25,8 +25,13 @@ import click
 import psycopg2
 
 from claun_migrate.loadgen import Endpoint, LoadResult, run_load, send
-from claun_migrate.pgserver import EmbeddedPostgres, PostgresUnavailable, create_database
-from claun_migrate.verify import VerifyError, copy_tree, drop_database, migrate_tree, suite_env
+from claun_migrate.pgserver import (
+    PostgresUnavailable,
+    create_database,
+    drop_database,
+    postgres_server,
+)
+from claun_migrate.verify import VerifyError, copy_tree, migrate_tree, suite_env
 
 DEFAULT_ENDPOINTS = (
     "GET /api/profile",
@@ -176,20 +181,6 @@ class _Keep(dict[str, str]):
         return "{" + key + "}"
 
 
-@contextlib.contextmanager
-def bench_server(url: str | None, auth: str) -> Iterator[str]:
-    """The PostgreSQL server URL to bench against: ``url``, else an embedded server."""
-    if url:
-        yield url
-        return
-    server = EmbeddedPostgres(auth=auth, max_connections=300)
-    try:
-        server.start()
-        yield server.url()
-    finally:
-        server.stop()
-
-
 def bench(
     path: Path,
     *,
@@ -217,7 +208,7 @@ def bench(
         before = copy_tree(path, Path(work) / "before" / path.name)
         after = copy_tree(path, Path(work) / "after" / path.name)
         migrate(after)
-        with bench_server(database_url, auth) as server_url:
+        with postgres_server(database_url, auth=auth, max_connections=300) as server_url:
             sides = {
                 label: run_side(root, server_url, endpoints, **options)  # type: ignore[arg-type]
                 for label, root in (("before", before), ("after", after))

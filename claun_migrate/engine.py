@@ -27,6 +27,7 @@ from typing import Any
 import libcst as cst
 from libcst.codemod import Codemod, CodemodContext, SkipFile
 
+from claun_migrate.cache import ResultCache
 from codemods import CODEMODS
 from codemods import _support as support
 
@@ -80,6 +81,7 @@ class RunResult:
     edits: Counter[str] = field(default_factory=Counter)
     files_scanned: int = 0
     files_parsed: int = 0
+    files_cached: int = 0
     written: bool = False
 
 
@@ -331,11 +333,17 @@ def migrate(
     exclude: Sequence[str] = (),
     jobs: int | None = None,
     registry: Registry = CODEMODS,
+    cache_dir: Path | None = None,
+    confirm: bool = False,
 ) -> RunResult:
     """Run the selected codemods over ``paths``; with ``write`` apply the changes atomically.
 
     Files that fail are reported in ``errors`` and left untouched; the others still migrate.
-    Nothing is written until every file has been transformed.
+    Nothing is written until every file has been transformed. With ``cache_dir``, results of
+    files whose text, codemods and gathered arguments are unchanged are reused, not recomputed.
+    With ``write`` and ``confirm``, a second pass over the written tree checks that it would
+    change nothing more (a codemod that is not idempotent is an error) and, with a cache,
+    leaves the next run nothing to recompute.
     """
     names = select_codemods(select, ignore, registry)
     result = RunResult(selected=names)
@@ -369,14 +377,43 @@ def migrate(
         for path, wanted in candidates
         if path in texts
     ]
-    result.files_parsed = len(work)
+    cache = ResultCache(cache_dir) if cache_dir else None
+    keys = [_cache_key(cache, job) for job in work] if cache else []
+    cached = [cache.get(key) for key in keys] if cache else [None] * len(work)
+    misses = [i for i, outcome in enumerate(cached) if outcome is None]
+    outcomes = _run_jobs([work[i] for i in misses], jobs or os.cpu_count() or 1)
+    for i, outcome in zip(misses, outcomes, strict=True):
+        cached[i] = outcome
+        if cache and outcome.error is None:
+            cache.put(keys[i], outcome)
+    result.files_parsed = len(misses)
+    result.files_cached = len(work) - len(misses)
     collector = _Collector(result)
-    for outcome in _run_jobs(work, jobs or os.cpu_count() or 1):
+    for outcome in cached:
         collector.add(outcome)
     collector.finish()
     if write:
         _write_all(result)
+        if confirm and result.changes:
+            again = migrate(
+                paths,
+                select=names,
+                exclude=exclude,
+                jobs=jobs,
+                registry=registry,
+                cache_dir=cache_dir,
+            )
+            result.errors += [
+                FileError(change.path, "a second pass would change it again (a codemod bug)")
+                for change in again.changes
+            ]
     return result
+
+
+def _cache_key(cache: ResultCache, job: tuple[Any, ...]) -> str:
+    path, text, encoding, codemods = job
+    selection = tuple((name, kwargs) for name, _, kwargs in codemods)
+    return cache.key(path, str(Path(path).resolve()), text, encoding, selection)
 
 
 def _write_all(result: RunResult) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import click
 
 from claun_migrate import report
+from claun_migrate.cache import default_dir
 from claun_migrate.engine import RunResult, SelectionError, migrate
 from claun_migrate.verify import apply_verified
 from codemods import CODEMODS
@@ -37,6 +38,12 @@ def migration_options(command: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--exclude", multiple=True, help="Skip paths matching this glob."),
         click.option("--jobs", "-j", type=click.IntRange(min=1), help="Processes (default: CPUs)."),
         click.option(
+            "--no-cache",
+            is_flag=True,
+            help="Recompute every file instead of reusing results of unchanged ones "
+            "(cache: $CLAUN_MIGRATE_CACHE_DIR, else ~/.cache/claun-migrate).",
+        ),
+        click.option(
             "--format", "fmt", type=click.Choice(report.FORMATS), default="text", show_default=True
         ),
     ]
@@ -53,11 +60,19 @@ def run(
     ignore: list[str],
     exclude: tuple[str, ...],
     jobs: int | None,
+    no_cache: bool = False,
 ) -> RunResult:
     """One engine run; an unknown or contradictory codemod selection is a usage error."""
     try:
         return migrate(
-            paths, write=write, select=select or None, ignore=ignore, exclude=exclude, jobs=jobs
+            paths,
+            write=write,
+            select=select or None,
+            ignore=ignore,
+            exclude=exclude,
+            jobs=jobs,
+            cache_dir=None if no_cache else default_dir(),
+            confirm=write,
         )
     except SelectionError as exc:
         raise click.UsageError(str(exc)) from exc

@@ -15,7 +15,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -173,12 +172,14 @@ class EmbeddedPostgres:
 
 
 @contextlib.contextmanager
-def postgres_server(url: str | None = None, *, auth: str = "trust") -> Iterator[str]:
+def postgres_server(
+    url: str | None = None, *, auth: str = "trust", max_connections: int = 200
+) -> Iterator[str]:
     """Yield a server URL: ``url`` when given, else a fresh embedded server stopped on exit."""
     if url:
         yield url
         return
-    server = EmbeddedPostgres(auth=auth)
+    server = EmbeddedPostgres(auth=auth, max_connections=max_connections)
     try:
         server.start()
         yield server.url()
@@ -186,31 +187,37 @@ def postgres_server(url: str | None = None, *, auth: str = "trust") -> Iterator[
         server.stop()
 
 
-def wait_for(url: str, seconds: float = 10.0) -> None:
-    """Block until ``url`` accepts connections or raise PostgresUnavailable."""
+def _execute(url: str, statement: str) -> None:
+    """Run one statement on ``url`` outside a transaction, as CREATE/DROP DATABASE need."""
     import psycopg2
 
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            psycopg2.connect(url, connect_timeout=2).close()
-            return
-        except psycopg2.OperationalError as exc:
-            if time.monotonic() > deadline:
-                raise PostgresUnavailable(f"cannot connect to {url}: {exc}") from exc
-            time.sleep(0.1)
+    conn = psycopg2.connect(url)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(statement)
+    finally:
+        conn.close()
 
 
 def create_database(server_url: str, name: str | None = None) -> str:
     """Create an empty database on the server at ``server_url`` and return its URL."""
+    name = name or f"claun_{secrets.token_hex(6)}"
+    _execute(server_url, f'CREATE DATABASE "{name}"')
+    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+
+
+def drop_database(url: str) -> None:
+    """Drop the database ``url`` names, through the server's ``postgres`` database.
+
+    Best effort: the database is disposable, so a failure is ignored.
+    """
     import psycopg2
 
-    name = name or f"claun_{secrets.token_hex(6)}"
-    conn = psycopg2.connect(server_url)
-    try:
-        conn.autocommit = True
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        conn.close()
-    return urlunsplit(urlsplit(server_url)._replace(path=f"/{name}"))
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    with contextlib.suppress(psycopg2.Error):
+        _execute(
+            urlunsplit(parts._replace(path="/postgres")),
+            f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
+        )

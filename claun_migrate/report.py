@@ -71,7 +71,8 @@ def text(result: RunResult, mode: str) -> str:
     lines.append(
         f"{len(result.changes)} files {verb} ({_edits(result)}); "
         f"{len(result.findings)} review items; {len(result.errors)} errors; "
-        f"{result.files_parsed} of {result.files_scanned} files parsed."
+        f"{result.files_parsed} of {result.files_scanned} files parsed"
+        + (f", {result.files_cached} from cache." if result.files_cached else ".")
     )
     return "\n".join(lines) + "\n"
 
@@ -98,6 +99,7 @@ def as_dict(result: RunResult, mode: str, diff: bool = False) -> dict[str, objec
         "codemods": result.selected,
         "files_scanned": result.files_scanned,
         "files_parsed": result.files_parsed,
+        "files_cached": result.files_cached,
         "files_changed": files,
         "edits": dict(sorted(result.edits.items())),
         "findings": findings,

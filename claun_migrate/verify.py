@@ -24,12 +24,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 import psycopg2
 
-from claun_migrate.pgserver import EmbeddedPostgres, PostgresUnavailable, create_database
+from claun_migrate.pgserver import (
+    PostgresUnavailable,
+    create_database,
+    drop_database,
+    postgres_server,
+)
 
 DATABASES = ("sqlite", "postgres")
 OUTCOMES = ("passed", "failed", "error", "skipped")
@@ -239,33 +243,6 @@ class Progress:
             print(text, file=self.stream, flush=True)
 
 
-def drop_database(url: str) -> None:
-    """Drop the database ``url`` names (best effort: it is disposable)."""
-    name = urlsplit(url).path.lstrip("/")
-    with contextlib.suppress(psycopg2.Error):
-        conn = psycopg2.connect(urlunsplit(urlsplit(url)._replace(path="/postgres")))
-        try:
-            conn.autocommit = True
-            with conn.cursor() as cur:
-                cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        finally:
-            conn.close()
-
-
-@contextlib.contextmanager
-def postgres_for(url: str | None) -> Iterator[str]:
-    """A server URL: ``url`` when given, else an embedded server stopped on exit."""
-    if url:
-        yield url
-        return
-    server = EmbeddedPostgres()
-    try:
-        server.start()
-        yield server.url()
-    finally:
-        server.stop()
-
-
 def verify_trees(
     before: Path,
     after: Path,
@@ -286,7 +263,9 @@ def verify_trees(
     env = env or {}
     comparisons = []
     with contextlib.ExitStack() as stack:
-        server = stack.enter_context(postgres_for(database_url)) if "postgres" in databases else ""
+        server = (
+            stack.enter_context(postgres_server(database_url)) if "postgres" in databases else ""
+        )
         for database in databases:
             results = {}
             for label, root in (("before", before), ("after", after)):
@@ -312,9 +291,13 @@ def verify_trees(
 
 
 def migrate_tree(root: Path, **options: object) -> None:
-    """Apply the migration to ``root`` in place, as ``apply`` does (same engine options)."""
+    """Apply the migration to ``root`` in place, as ``apply`` does (same engine options).
+
+    ``root`` is a throwaway copy, so its results are not cached.
+    """
     from claun_migrate.engine import migrate
 
+    options.pop("no_cache", None)
     options = {key: value for key, value in options.items() if value or key != "select"}
     result = migrate([root], write=True, **options)  # type: ignore[arg-type]
     if result.errors:

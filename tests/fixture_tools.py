@@ -20,6 +20,7 @@ from pathlib import Path
 FIXTURE_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "legacy_backend"
 BACKEND_DIR = FIXTURE_DIR / "backend"
 PATTERNS_PATH = FIXTURE_DIR / "PATTERNS.md"
+DATA_LAYER_PATH = BACKEND_DIR / "app" / "services" / "database.py"
 VERDICTS = ("named", "kept", "review")
 
 
@@ -149,3 +150,11 @@ def site_matches(source: str, site: Site) -> list[re.Match[str]]:
     start = sum(len(line) for line in lines[: first - 1])
     end = start + sum(len(line) for line in lines[first - 1 : last])
     return list(pattern.finditer(source, start, end))
+
+
+def legacy_data_layer() -> str:
+    """The fixture's connect-per-call data layer (``app/services/database.py``) without its
+    schema: the module up to ``init_database``, so a test can append a schema of its own."""
+    source = DATA_LAYER_PATH.read_text(encoding="utf-8")
+    first, _ = function_lines(source, "init_database")
+    return "".join(source.splitlines(keepends=True)[: first - 1])

@@ -10,11 +10,10 @@ import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import psycopg2
 import pytest
 from fixture_tools import BACKEND_DIR, Site, load_sites, run_backend_suite, site_matches
 
-from claun_migrate.pgserver import create_database
+from claun_migrate.pgserver import create_database, drop_database
 
 SAMPLE_SIZE = 24  # FIXTURE_MUTANTS=all runs every mutant
 _INDEX = re.compile(r"^(?P<base>.+)\[(?P<index>\d+)\]$")
@@ -89,16 +88,6 @@ def _suite_order(site: Site | None) -> list[str]:
     return [first] + [f for f in files if f != first]
 
 
-def _drop_database(server_url: str, database_url: str) -> None:
-    name = database_url.rsplit("/", 1)[1].split("?")[0]
-    conn = psycopg2.connect(server_url)
-    try:
-        conn.autocommit = True
-        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        conn.close()
-
-
 def test_mutants_cover_enough_sites_with_valid_swaps():
     found = mutants()
     assert len(found) >= 20
@@ -118,7 +107,7 @@ def test_fixture_suite_kills_index_swaps(postgres_server_url, tmp_path):
         try:
             return site, code, run_backend_suite(backend, database, ["-x", *_suite_order(site)])
         finally:
-            _drop_database(postgres_server_url, database)
+            drop_database(database)
 
     jobs = [(0, None, "")] + [(n, site, code) for n, (site, code) in enumerate(chosen, 1)]
     with ThreadPoolExecutor(max_workers=max(2, os.cpu_count() or 2)) as pool:

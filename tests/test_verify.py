@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from fixture_tools import legacy_data_layer
 
 from claun_migrate.cli import main
 from claun_migrate.verify import (
@@ -23,44 +24,9 @@ from claun_migrate.verify import (
 
 PYTEST = [sys.executable, "-m", "pytest", "-q"]
 
-LEGACY_DATABASE = '''\
-import os
-import sqlite3
-
-import psycopg2
-
-DATABASE_URL = os.environ.get("DATABASE_URL")
-DATABASE_PATH = os.environ.get("DATABASE_PATH", "data/claun.db")
-
-
-def get_db_connection():
-    """Get database connection"""
-    if DATABASE_URL:
-        return psycopg2.connect(DATABASE_URL)
-    else:
-        os.makedirs(os.path.dirname(DATABASE_PATH), exist_ok=True)
-        return sqlite3.connect(DATABASE_PATH)
-
-
-def execute_sql(sql, params=None, fetch=False, commit=False):
-    """Execute SQL query"""
-    conn = get_db_connection()
-    try:
-        cursor = conn.cursor()
-        cursor.execute(sql, params or ())
-        if commit:
-            conn.commit()
-        if fetch:
-            return cursor.fetchall()
-        return None
-    except Exception as e:
-        print(f"Database error: {e}")
-        conn.rollback()
-        raise
-    finally:
-        conn.close()
-
-
+LEGACY_DATABASE = (
+    legacy_data_layer()
+    + '''\
 def init_database():
     """Initialize database tables"""
     execute_sql(
@@ -68,6 +34,7 @@ def init_database():
         commit=True,
     )
 '''
+)
 
 BACKEND_TESTS = """\
 import os

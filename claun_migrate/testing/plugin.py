@@ -8,12 +8,13 @@ where they fail loudly instead.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 
 import pytest
 
-from claun_migrate.pgserver import EmbeddedPostgres, PostgresUnavailable, create_database
+from claun_migrate.pgserver import PostgresUnavailable, create_database, postgres_server
 
 
 def _unavailable(reason: str) -> None:
@@ -25,20 +26,13 @@ def _unavailable(reason: str) -> None:
 @pytest.fixture(scope="session")
 def postgres_server_url() -> Iterator[str]:
     """URL of the maintenance database of a PostgreSQL server for this session."""
-    url = os.environ.get("CLAUN_TEST_DATABASE_URL")
-    if url:
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(postgres_server(os.environ.get("CLAUN_TEST_DATABASE_URL")))
+        except (PostgresUnavailable, OSError) as exc:
+            _unavailable(str(exc))
+            raise
         yield url
-        return
-    server = EmbeddedPostgres()
-    try:
-        server.start()
-    except (PostgresUnavailable, OSError) as exc:
-        server.stop()
-        _unavailable(str(exc))
-    try:
-        yield server.url()
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")
