@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 import click
 import psycopg2
 
+from claun_migrate.exits import internal_errors_exit_2
 from claun_migrate.loadgen import Endpoint, LoadResult, run_load, send
 from claun_migrate.pgserver import (
     PostgresUnavailable,
@@ -291,6 +292,7 @@ def render_text(report: dict[str, object]) -> str:
     "--pool-size", default=10, show_default=True, help="DB_POOL_MAX_SIZE of the after side."
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@internal_errors_exit_2
 def bench_command(
     path: Path,
     duration: float,
@@ -303,7 +305,7 @@ def bench_command(
     threads: int,
     pool_size: int,
     fmt: str,
-) -> None:
+) -> int:
     """Serve PATH as it is and migrated, drive the same requests at both, compare.
 
     Prints requests/s, p50/p95/p99 latency, errors and PostgreSQL connections opened for
@@ -330,4 +332,4 @@ def bench_command(
         raise VerifyError(str(exc)) from exc
     click.echo(json.dumps(report, indent=2) if fmt == "json" else render_text(report))
     errors = [report[side]["errors"] for side in ("before", "after")]  # type: ignore[index]
-    sys.exit(1 if any(errors) else 0)
+    return 1 if any(errors) else 0

@@ -14,7 +14,8 @@ def main() -> None:
     per-request SQLite connections and named row access, and prove the result.
 
     \b
-    Exit codes: 0 clean, 1 changes pending or findings, 2 usage or internal error.
+    Exit codes: 0 clean; 1 changes pending (check, diff), a test that broke
+    (verify, apply --verify) or a failed request (bench); 2 usage or internal error.
     """
 
 

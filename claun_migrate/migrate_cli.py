@@ -7,8 +7,6 @@ written, or an internal error.
 
 from __future__ import annotations
 
-import functools
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +16,7 @@ import click
 from claun_migrate import report
 from claun_migrate.cache import default_dir
 from claun_migrate.engine import RunResult, SelectionError, migrate
+from claun_migrate.exits import internal_errors_exit_2
 from claun_migrate.verify import apply_verified
 from codemods import CODEMODS
 
@@ -85,23 +84,6 @@ def exit_code(result: RunResult, *, pending_fails: bool, findings_fail: bool = F
     if pending_fails and result.changes and not result.written:
         return 1
     return 1 if findings_fail and result.findings else 0
-
-
-def internal_errors_exit_2(command: Callable[..., int]) -> Callable[..., None]:
-    """Run ``command`` and exit with its code; an unexpected exception exits 2, not 1."""
-
-    @functools.wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> None:
-        try:
-            code = command(*args, **kwargs)
-        except click.ClickException:
-            raise
-        except Exception as exc:
-            click.echo(f"claun-migrate: internal error: {type(exc).__name__}: {exc}", err=True)
-            sys.exit(2)
-        sys.exit(code)
-
-    return wrapper
 
 
 def _show_diff(result: RunResult, fmt: str, color: str) -> None:

@@ -28,6 +28,7 @@ from typing import IO
 import click
 import psycopg2
 
+from claun_migrate.exits import internal_errors_exit_2
 from claun_migrate.pgserver import (
     PostgresUnavailable,
     create_database,
@@ -464,6 +465,7 @@ def _pairs(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds per suite run.")
+@internal_errors_exit_2
 def verify_command(
     path: Path,
     database: str,
@@ -472,7 +474,7 @@ def verify_command(
     env: dict[str, str],
     fmt: str,
     timeout: float,
-) -> None:
+) -> int:
     """Run PATH's test suite before and after migration on SQLite and PostgreSQL.
 
     Each suite runs on a temporary copy with a fresh database; PATH is not changed. Exit 0 when
@@ -490,4 +492,4 @@ def verify_command(
             env=env,
         )
     click.echo(render_json(comparisons) if fmt == "json" else render_text(comparisons))
-    sys.exit(0 if passed(comparisons) else 1)
+    return 0 if passed(comparisons) else 1
