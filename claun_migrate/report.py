@@ -7,6 +7,7 @@ CI annotate them; json and sarif are for machines.
 from __future__ import annotations
 
 import difflib
+import io
 import json
 import os
 import sys
@@ -28,12 +29,18 @@ def display(path: Path) -> str:
         return path.as_posix()
 
 
+def _lines(text: str) -> list[str]:
+    """Lines split at newlines only: ``str.splitlines`` also splits at form feeds and other
+    separators that a patch must keep inside a line."""
+    return io.StringIO(text, newline="").readlines()
+
+
 def unified_diff(change: Change, color: bool = False) -> str:
     """The change as a ``git apply``-able unified diff (``/dev/null`` for created files)."""
     name = display(change.path)
     lines = difflib.unified_diff(
-        (change.before or "").splitlines(keepends=True),
-        change.after.splitlines(keepends=True),
+        _lines(change.before or ""),
+        _lines(change.after),
         "/dev/null" if change.before is None else f"a/{name}",
         f"b/{name}",
     )
