@@ -47,11 +47,14 @@ def _free_port() -> int:
 
 
 def _make_traversable(path: Path) -> None:
-    """Let the unprivileged server user reach ``path`` (root runs only)."""
+    """Let the unprivileged server user pass through ``path`` and its parents (root runs only).
+
+    Only the search (x) bit is added: the server needs no listing of, say, ``/root``.
+    """
     for part in [path, *path.parents]:
         mode = part.stat().st_mode
-        if mode & 0o005 != 0o005:
-            part.chmod(mode | 0o055)
+        if mode & 0o001 != 0o001:
+            part.chmod(mode | 0o011)
 
 
 class EmbeddedPostgres:
