@@ -6,13 +6,13 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import psycopg2
 import pytest
 
 from claun_migrate.runtime import db_pool
-from claun_migrate.runtime.db_pool import ConnectionPool, PoolClosed, PoolError, PoolTimeout
+from claun_migrate.runtime.db_pool import ConnectionPool, PoolClosed, PoolTimeout
 from claun_migrate.runtime.db_rows import Row, RowCursor
 
 pytestmark = pytest.mark.postgres
@@ -190,12 +190,61 @@ def test_putconn_close_true_closes_and_frees_the_slot(make_pool):
     assert pool.getconn(timeout=1) is not conn
 
 
-def test_putconn_of_a_foreign_connection_raises(make_pool, postgres_url):
+def test_putconn_of_a_connection_no_pool_knows_closes_it_quietly(make_pool, postgres_url):
     pool = make_pool(min_size=0, max_size=1)
     foreign = psycopg2.connect(postgres_url)
-    with pytest.raises(PoolError, match="not checked out from this pool"):
-        pool.putconn(foreign)
-    foreign.close()
+    pool.putconn(foreign)  # does not raise
+    assert foreign.closed
+    stats = pool.stats()
+    assert stats["size"] == 0 and stats["idle"] == 0 and stats["discarded"] == 0
+
+
+def test_putconn_on_another_pool_returns_the_connection_to_its_own_pool(make_pool):
+    owner = make_pool(min_size=0, max_size=1)
+    other = make_pool(min_size=0, max_size=1)
+    conn = owner.getconn()
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1")  # leaves a transaction open
+
+    other.putconn(conn)
+
+    assert not conn.closed and conn.get_transaction_status() == 0  # rolled back, kept
+    assert owner.stats()["idle"] == 1 and owner.stats()["in_use"] == 0
+    assert other.stats()["size"] == 0 and other.stats()["idle"] == 0
+    assert owner.getconn(timeout=1) is conn
+
+
+def test_connections_closed_instead_of_returned_get_their_slots_back(make_pool, admin, app_name):
+    pool = make_pool(min_size=0, max_size=2, timeout=2)
+    for _ in range(3):  # legacy: conn = get_db_connection(); ...; conn.close()
+        conn = pool.getconn()
+        assert select_one(conn) == 1
+        conn.close()
+
+    started = time.monotonic()
+    conns = [pool.getconn(), pool.getconn()]  # the second reclaims the third close()'s slot
+    assert time.monotonic() - started < 1 and [select_one(conn) for conn in conns] == [1, 1]
+    stats = pool.stats()
+    assert (stats["size"], stats["in_use"], stats["idle"]) == (2, 2, 0)
+    assert (stats["connects"], stats["discarded"]) == (5, 3)  # the first two: by the third
+    assert (stats["waits"], stats["timeouts"]) == (0, 0)
+    for conn in conns:
+        pool.putconn(conn)
+    assert (pool.stats()["size"], pool.stats()["idle"], pool.stats()["in_use"]) == (2, 2, 0)
+    deadline = time.monotonic() + 10  # closed backends leave pg_stat_activity a moment later
+    while server_connections(admin, app_name) != 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert server_connections(admin, app_name) == 2
+
+
+def test_a_waiter_gets_the_slot_of_a_connection_closed_while_it_waits(make_pool):
+    pool = make_pool(min_size=0, max_size=1)
+    held = pool.getconn()
+    threading.Timer(0.1, held.close).start()
+    started = time.monotonic()
+    conn = pool.getconn(timeout=10)
+    assert time.monotonic() - started < 3 and select_one(conn) == 1
+    assert pool.stats()["discarded"] == 1 and pool.stats()["size"] == 1
 
 
 def test_connection_context_commits_on_success_and_rolls_back_on_error(make_pool, admin):
@@ -317,3 +366,41 @@ def test_threads_racing_to_create_the_process_pool_get_the_same_one(process_pool
     for thread in threads:
         thread.join()
     assert len(pools) == 16 and len({id(pool) for pool in pools}) == 1
+
+
+def execute_sql(sql: str, dsn: str, during: Callable[[], object] = lambda: None) -> list:
+    """The migrated ``execute_sql`` of docs/CONTRACTS.md, PostgreSQL branch, fetching."""
+    conn = db_pool.get_pool(dsn, cursor_factory=RowCursor).getconn()
+    try:
+        cursor = conn.cursor()
+        cursor.execute(sql)
+        rows = cursor.fetchall()
+        during()
+        return rows
+    finally:
+        db_pool.get_pool(dsn).putconn(conn)
+
+
+def test_putconn_after_close_pool_returns_the_result_and_connects_nothing(process_pool):
+    old = db_pool.get_pool(process_pool, cursor_factory=RowCursor)
+    held = old.getconn()
+
+    rows = execute_sql("SELECT 42", process_pool, during=db_pool.close_pool)
+
+    assert rows == [(42,)]
+    assert old.stats()["in_use"] == 1 and old.stats()["size"] == 1  # only `held` still out
+    new = db_pool.get_pool(process_pool)
+    assert new is not old and not new.closed and new.min_size == 2
+    assert new.stats()["connects"] == 0 and new.stats()["size"] == 0
+    old.putconn(held)
+    assert held.closed and old.stats()["size"] == 0
+    rows = execute_sql("SELECT 1 AS one", process_pool)
+    assert rows == [(1,)] and rows[0]["one"] == 1  # cursor_factory kept from the old pool
+    assert new.stats()["connects"] == 1
+
+
+def test_get_pool_after_a_clean_close_pool_opens_min_size_again(process_pool):
+    pool = db_pool.get_pool(process_pool)
+    pool.putconn(pool.getconn())
+    db_pool.close_pool()
+    assert db_pool.get_pool(process_pool).stats()["idle"] == 2

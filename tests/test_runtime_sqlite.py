@@ -67,6 +67,48 @@ def test_uncommitted_work_is_discarded_at_the_end_of_the_call(app, db_path):
     assert execute_sql(db_path, "SELECT email FROM users", fetch=True) == [("kept@x",)]
 
 
+def emails(path: str) -> list[str]:
+    """What another process would see: a fresh connection outside any app context."""
+    conn = sqlite3.connect(path)
+    try:
+        return [email for (email,) in conn.execute("SELECT email FROM users ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def test_execute_sql_between_a_routes_insert_and_its_commit_keeps_the_insert(app, db_path):
+    @app.post("/signup")
+    def signup():
+        conn = get_db(db_path)  # the older models layer / get_db_connection()
+        conn.execute("INSERT INTO users (email) VALUES (?)", ("route@x",))
+        seen = execute_sql(db_path, "SELECT count(*) FROM users", fetch=True)
+        execute_sql(db_path, "INSERT INTO users (email) VALUES (%s)", ("helper@x",))
+        conn.commit()
+        conn.close()
+        return {"seen": seen[0][0]}
+
+    response = app.test_client().post("/signup")
+
+    assert response.status_code == 200 and response.get_json() == {"seen": 1}
+    assert emails(db_path) == ["route@x", "helper@x"]
+
+
+def test_the_last_user_to_let_go_rolls_back_and_teardown_always_does(app, db_path):
+    @app.post("/abandon")
+    def abandon():
+        first, second = get_db(db_path), get_db(db_path)
+        first.execute("INSERT INTO users (email) VALUES (?)", ("lost@x",))
+        second.close()
+        first.close()  # the last user: rolled back, as closing a connection did
+        first.close()  # one close too many: harmless
+        first.commit()
+        get_db(db_path).execute("INSERT INTO users (email) VALUES (?)", ("never@x",))
+        return {}  # still one user: teardown rolls back and closes
+
+    assert app.test_client().post("/abandon").status_code == 200
+    assert emails(db_path) == []
+
+
 def test_failed_statement_leaves_the_request_connection_usable(app, db_path):
     with app.app_context():
         with pytest.raises(sqlite3.OperationalError):

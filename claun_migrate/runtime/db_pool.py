@@ -7,7 +7,10 @@ so under load they reconnect on almost every call. This pool keeps the connectio
 holding its lock.
 
 Connections come back clean: ``putconn`` rolls back an open or failed transaction and drops
-closed or broken connections, freeing their slot. Before handing out an idle connection the
+closed or broken connections, freeing their slot. It never raises: a connection another pool
+checked out goes back to that pool, one no pool knows is closed. A checked-out connection the
+caller closed instead of returning (legacy ``conn.close()``) has its slot reclaimed when a
+``getconn`` finds no free one. Before handing out an idle connection the
 pool polls its socket without blocking: an idle connection has nothing to read unless the
 server closed it (``pg_terminate_backend``, restart, idle timeout), so a readable socket means
 the connection is replaced. That costs one ``poll()`` system call instead of a round trip.
@@ -154,6 +157,8 @@ class ConnectionPool:
                 if self._size < self.max_size:
                     self._size += 1
                     break
+                if self._reclaim_closed():
+                    continue
                 now = time.monotonic()
                 if deadline is None:
                     wait = self.timeout if timeout is None else timeout
@@ -166,8 +171,8 @@ class ConnectionPool:
                         f"{self.max_size} connections of the pool (max_size) are in use"
                     )
                 self._waiting += 1
-                try:
-                    self._cond.wait(deadline - now)
+                try:  # wake at least every _RECHECK s: a closed checkout sends no notify
+                    self._cond.wait(min(deadline - now, _RECHECK))
                 finally:
                     self._waiting -= 1
         if conn is not None:
@@ -178,6 +183,19 @@ class ConnectionPool:
                 self._discarded += 1
             _close_quietly(conn)
         return self._open()
+
+    def _reclaim_closed(self) -> bool:
+        """Free the slots of checked-out connections their caller closed (lock held).
+
+        Legacy code closes a pooled connection instead of returning it; without this its slot
+        would stay taken for ever. Only called when no slot is free, so checkouts stay cheap.
+        """
+        dead = [key for key, (conn, _) in self._out.items() if conn.closed]
+        for key in dead:
+            del self._out[key]
+        self._size -= len(dead)
+        self._discarded += len(dead)
+        return bool(dead)
 
     def _usable(self, conn: Connection, born: float) -> bool:
         if conn.closed:
@@ -201,12 +219,22 @@ class ConnectionPool:
         return conn
 
     def putconn(self, conn: Connection, close: bool = False) -> None:
-        """Give ``conn`` back: rolled back and kept, or closed (``close``, broken, pool closed)."""
-        if id(conn) not in self._out:
-            if self.closed or conn.closed or self._pid != os.getpid():
-                _close_quietly(conn)
-                return
-            raise PoolError("putconn: this connection was not checked out from this pool")
+        """Give ``conn`` back: rolled back and kept, or closed (``close``, broken, pool closed).
+
+        Never raises. A connection another live pool checked out goes back to that pool (say
+        ``get_pool(url).putconn(conn)`` after ``close_pool()`` replaced the pool); one that no
+        pool knows (or inherited across fork) is closed.
+        """
+        if id(conn) in self._out:
+            self._return(conn, close)
+            return
+        owner = _owner_of(conn) if self._pid == os.getpid() else None
+        if owner is None:
+            _close_quietly(conn)
+        else:
+            owner._return(conn, close)
+
+    def _return(self, conn: Connection, close: bool) -> None:
         keep = not close and not self.closed and self._clean(conn)
         if not keep:
             _close_quietly(conn)  # before its slot is freed: never more than max_size open
@@ -278,6 +306,23 @@ class ConnectionPool:
 
 
 _POOLS: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
+_RECHECK = 1.0  # seconds between a waiter's looks for slots freed by a caller's close()
+
+
+def _owner_of(conn: Connection) -> ConnectionPool | None:
+    """The live pool that checked out ``conn``, if any (the slow path of ``putconn``)."""
+    key = id(conn)
+    for _ in range(3):
+        try:
+            pools = list(_POOLS)
+        except RuntimeError:  # another thread created a pool during the copy
+            continue
+        for pool in pools:
+            entry = pool._out.get(key)
+            if entry is not None and entry[0] is conn:
+                return pool
+        return None
+    return None
 
 
 def _after_fork_in_child() -> None:
@@ -290,6 +335,10 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
 
 _pools: dict[str, ConnectionPool] = {}
 _pools_lock = threading.Lock()
+# dsn -> connect_kwargs of a pool close_pool() closed while connections were checked out: the
+# next get_pool() may well be the ``get_pool(url).putconn(conn)`` in a ``finally`` (no kwargs),
+# so the new pool opens nothing up front and keeps the old one's connect_kwargs
+_closed_busy: dict[str, dict[str, Any]] = {}
 
 
 def _env_number(name: str, default: float | None) -> float | None:
@@ -300,7 +349,11 @@ def _env_number(name: str, default: float | None) -> float | None:
 def get_pool(dsn: str | None = None, **connect_kwargs: Any) -> ConnectionPool:
     """The process-wide pool for ``dsn`` (default: env ``DATABASE_URL``), created on first use.
 
-    The first call's ``connect_kwargs`` configure the pool; later calls just return it.
+    The first call's ``connect_kwargs`` configure the pool; later calls just return it. It
+    opens ``DB_POOL_MIN_SIZE`` connections at once, unless it replaces a pool ``close_pool()``
+    closed while connections were checked out: then it opens none up front (their ``putconn``
+    would otherwise connect) and, when this call gives no ``connect_kwargs``, keeps the old
+    pool's.
     """
     if dsn is None:
         dsn = os.environ.get("DATABASE_URL")
@@ -312,21 +365,28 @@ def get_pool(dsn: str | None = None, **connect_kwargs: Any) -> ConnectionPool:
     with _pools_lock:
         pool = _pools.get(dsn)
         if pool is None or pool.closed:
+            min_size = int(_env_number("DB_POOL_MIN_SIZE", 1))
+            lazy = dsn in _closed_busy
+            connect_kwargs = connect_kwargs or _closed_busy.get(dsn, {})
+            _closed_busy.pop(dsn, None)
             pool = _pools[dsn] = ConnectionPool(
                 dsn,
-                min_size=int(_env_number("DB_POOL_MIN_SIZE", 1)),
+                min_size=0 if lazy else min_size,
                 max_size=int(_env_number("DB_POOL_MAX_SIZE", 10)),
                 timeout=_env_number("DB_POOL_TIMEOUT", 30.0),
                 max_lifetime=_env_number("DB_POOL_MAX_LIFETIME", None),
                 **connect_kwargs,
             )
+            pool.min_size = min_size  # configured; none opened up front when lazy
         return pool
 
 
 def close_pool() -> None:
     """Close every pool ``get_pool`` created (for tests and shutdown hooks)."""
     with _pools_lock:
-        pools = list(_pools.values())
+        pools = list(_pools.items())
         _pools.clear()
-    for pool in pools:
-        pool.close()
+        for dsn, pool in pools:
+            pool.close()
+            if pool.stats()["in_use"]:
+                _closed_busy[dsn] = pool.connect_kwargs

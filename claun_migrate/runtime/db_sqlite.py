@@ -2,9 +2,11 @@
 
 ``get_db(path)`` keeps one connection per database file on ``flask.g``; ``init_app(app)``
 closes it when the app context ends. Code written for connect-per-call still calls
-``close()`` (or ``release_db``) after each statement: on a request's connection that only
-rolls back what was not committed, exactly what closing did, and the connection stays open
-for the next call. Outside an app context (scripts) ``get_db`` opens a short-lived connection.
+``close()`` (or ``release_db``) after each statement: on a request's connection that ends one
+user's use (each ``get_db`` call is one user) and, when the last user lets go, rolls back what
+was not committed, as closing did; the connection stays open for the next call. So an
+``execute_sql`` called between a route's uncommitted INSERT and its commit does not roll the
+INSERT back. Outside an app context (scripts) ``get_db`` opens a short-lived connection.
 
 ``to_qmark(sql)`` rewrites psycopg2 placeholders for sqlite3 with a small tokenizer, so
 ``%s`` inside string literals, quoted identifiers and comments is left alone.
@@ -23,15 +25,35 @@ _G_KEY = "_claun_sqlite_connections"
 
 
 class RequestConnection(sqlite3.Connection):
-    """A request's connection: ``close()`` rolls back until the app context tears down."""
+    """A request's connection, shared by its ``get_db`` callers until the app context ends.
+
+    ``get_db`` counts a user; ``close()`` (and ``release_db``) drops one and rolls back only
+    when none is left, so one caller's release cannot discard another's uncommitted work.
+    """
+
+    users = 0
+    torn_down = False
 
     def close(self) -> None:
-        if self.in_transaction:
+        if self.torn_down:
+            return
+        if self.users > 0:
+            self.users -= 1
+        if self.users == 0 and self.in_transaction:
             self.rollback()
 
     def close_for_real(self) -> None:
-        """Close the connection; uncommitted work is discarded."""
-        sqlite3.Connection.close(self)
+        """Roll back uncommitted work and close the connection, whoever still uses it."""
+        if self.torn_down:
+            return
+        self.torn_down = True
+        try:
+            if self.in_transaction:
+                self.rollback()
+        except sqlite3.Error:
+            pass  # closing discards the transaction anyway
+        finally:
+            sqlite3.Connection.close(self)
 
 
 def _connect(path: str, factory: type[sqlite3.Connection]) -> sqlite3.Connection:
@@ -41,7 +63,8 @@ def _connect(path: str, factory: type[sqlite3.Connection]) -> sqlite3.Connection
 
 
 def get_db(path: str) -> sqlite3.Connection:
-    """The current request's connection to ``path``; a new short-lived one outside a request."""
+    """The current request's connection to ``path`` (one more user); outside a request a new
+    short-lived one. Give it back with ``release_db`` (or its ``close()``)."""
     try:
         from flask import g, has_app_context
     except ImportError:  # no Flask: always short-lived
@@ -52,11 +75,13 @@ def get_db(path: str) -> sqlite3.Connection:
     conn = conns.get(path)
     if conn is None:
         conn = conns[path] = _connect(path, RequestConnection)
+    conn.users += 1
     return conn
 
 
 def release_db(conn: sqlite3.Connection) -> None:
-    """End one call's use of ``conn``: roll back uncommitted work; close short-lived ones."""
+    """End one call's use of ``conn``: close a short-lived one; on a request's connection drop
+    one user and, if it was the last, roll back uncommitted work (teardown closes it)."""
     conn.close()
 
 
