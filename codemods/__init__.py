@@ -6,19 +6,14 @@ once rows are the shipped row type.
 
 from __future__ import annotations
 
-import importlib.util
-
 from libcst.codemod import Codemod
 
+from codemods.named_rows import NamedRowsCommand
 from codemods.pool_connections import PoolConnectionsCommand
 from codemods.sqlite_per_request import SqlitePerRequestCommand
 
 CODEMODS: dict[str, type[Codemod]] = {
     "pool-connections": PoolConnectionsCommand,
     "sqlite-per-request": SqlitePerRequestCommand,
+    "named-rows": NamedRowsCommand,
 }
-
-if importlib.util.find_spec("codemods.named_rows") is not None:
-    from codemods.named_rows import NamedRowsCommand
-
-    CODEMODS["named-rows"] = NamedRowsCommand

@@ -23,6 +23,11 @@ the select list is kept. Everything unproven is left as it is and reported (docs
 - CM109 ambiguous-binding: the name is bound more than once and the reaching one is unclear.
 - CM110 cursor-row: a row read straight from a cursor (``cursor.fetchone()[0]``), whose
   query is not followed.
+- CM111 plain-rows: a site that would be named, left as it is because ``execute_sql`` may still
+  return plain tuples (``row["id"]`` raises TypeError on a tuple): no module of the run defines
+  ``execute_sql``, or one that does is neither migrated nor migrated by pool-connections in the
+  same run. Under libcst's runner rows count as plain unless ``--data-layer`` names a migrated
+  data layer.
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ from libcst.metadata import (
 
 from codemods._sql import Column, create_tables, output_columns
 from codemods._support import findings, report
+from codemods.pool_connections import rows_are_shipped
 
 DESCRIPTION = 'Rewrite row[1] to row["name"] where the SQL proves the column; report the rest.'
 TRIGGERS = ("execute_sql", "fetchone", "fetchall", "fetchmany")
@@ -63,6 +69,10 @@ INDEX_OUT_OF_RANGE = "CM107"
 UNKNOWN_COLUMNS = "CM108"
 AMBIGUOUS_BINDING = "CM109"
 CURSOR_ROW = "CM110"
+PLAIN_ROWS = "CM111"
+
+NO_LAYER_CHECKED = "no data layer was checked (`--data-layer PATH` names a migrated one)"
+_DEFINES_EXECUTE_SQL = re.compile(r"^[ \t]*(?:async[ \t]+)?def[ \t]+execute_sql\b", re.MULTILINE)
 
 JSON_CALLS = frozenset(("jsonify", "dumps"))
 LIST_INSERTS = frozenset(("append", "extend", "insert"))
@@ -122,6 +132,33 @@ def schema_from_sources(sources: Mapping[str, str]) -> dict[str, list[str]]:
     return _merge_tables(texts)
 
 
+def plain_rows_reason(sources: Mapping[str, str], *, pending: bool = True) -> str | None:
+    """None when every ``execute_sql`` defined in ``sources`` (at least one) returns the shipped
+    row type, else why rows may be plain tuples.
+
+    With ``pending`` (the engine, which runs pool-connections in the same run) a legacy data
+    layer that pool-connections migrates counts as shipped; without it (libcst's runner, one
+    codemod at a time) only a layer already migrated does.
+    """
+    layers = {
+        p: t for p, t in sources.items() if p.endswith(".py") and _DEFINES_EXECUTE_SQL.search(t)
+    }
+    if not layers:
+        return "no module in this run defines execute_sql"
+    for path, text in sorted(layers.items()):
+        if not rows_are_shipped(path, text, pending=pending):
+            if pending:
+                return f"the execute_sql of {path} is not migrated, nor migrated in this run"
+            return f"the execute_sql of {path} is not migrated by pool-connections"
+    return None
+
+
+def _sources_under(path: str) -> dict[str, str]:
+    root = Path(path)
+    files = sorted(root.rglob("*")) if root.is_dir() else [root]
+    return {str(f): f.read_text() for f in files if f.suffix in (".py", ".sql")}
+
+
 def _int_index(node: cst.Subscript) -> int | None:
     """The literal int in ``x[1]`` or ``x[-1]``; None for any other subscript."""
     if len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
@@ -174,14 +211,19 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
         context: CodemodContext,
         schema: Mapping[str, Sequence[str]] | None = None,
         schema_path: str | None = None,
+        plain_rows: str | None = NO_LAYER_CHECKED,
+        data_layer: str | None = None,
     ) -> None:
+        """``plain_rows``: why ``execute_sql`` rows may be plain tuples, or None when they are
+        the shipped row type (``gather`` decides); ``data_layer`` (libcst's runner): a file or
+        folder whose ``execute_sql`` is checked instead, migrated or not."""
         super().__init__(context)
         tables = dict(schema or {})
         if schema_path:
-            root = Path(schema_path)
-            files = sorted(root.rglob("*")) if root.is_dir() else [root]
-            texts = {str(f): f.read_text() for f in files if f.suffix in (".py", ".sql")}
-            tables.update(schema_from_sources(texts))
+            tables.update(schema_from_sources(_sources_under(schema_path)))
+        if data_layer:
+            plain_rows = plain_rows_reason(_sources_under(data_layer), pending=False)
+        self.plain_rows = plain_rows
         self.schema = {table.lower(): list(columns) for table, columns in tables.items()}
         self._origins: dict[cst.CSTNode, Origin | None] = {}
         self._resolving: set[cst.CSTNode] = set()
@@ -196,11 +238,19 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
             metavar="PATH",
             help="a .sql or .py file, or a folder of them, with the CREATE TABLE statements",
         )
+        arg_parser.add_argument(
+            "--data-layer",
+            dest="data_layer",
+            metavar="PATH",
+            help="the module (or a folder) defining execute_sql, already migrated by "
+            "pool_connections; without it nothing is rewritten (rows may be plain tuples)",
+        )
 
     @classmethod
     def gather(cls, sources: dict[str, str]) -> dict[str, object]:
-        """Constructor arguments from the whole project: the schema its CREATE TABLEs declare."""
-        return {"schema": schema_from_sources(sources)}
+        """Constructor arguments from the whole run: the schema its CREATE TABLEs declare, and
+        whether ``execute_sql`` returns the shipped row type (else nothing is rewritten)."""
+        return {"schema": schema_from_sources(sources), "plain_rows": plain_rows_reason(sources)}
 
     # Reporting
 
@@ -599,6 +649,20 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
             return updated_node
         name = self._proven_name(original_node, index, source)
         if name is None:
+            return updated_node
+        if self.plain_rows is not None:
+            code, named = (
+                self._code(original_node),
+                f"{self._code(original_node.value)}[{_literal(name)}]",
+            )
+            self._report(
+                original_node,
+                PLAIN_ROWS,
+                f"`{code}` left positional: rows may still be plain tuples, on which `{named}` "
+                f"raises TypeError ({self.plain_rows})",
+                "migrate the data layer in the same run (run claun-migrate on the backend root, "
+                f"so pool-connections migrates it too), then this becomes `{named}`",
+            )
             return updated_node
         key = cst.Index(cst.SimpleString(_literal(name)))
         return updated_node.with_changes(slice=[cst.SubscriptElement(key)])

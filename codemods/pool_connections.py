@@ -10,12 +10,19 @@ and/or ``sqlite3.connect``, and ``execute_sql`` closing that connection in ``fin
 
 ``execute_sql`` keeps its signature, per-call commit and error handling. The runtime modules
 are copied beside the data layer with a version header; other callers of
-``get_db_connection()`` are reported, since their connections must now be given back.
+``get_db_connection()`` are reported, since their connections must now be given back (POOL001).
+
+Only ``psycopg2.connect(DSN)`` with one positional DSN (keyword options after it are kept) and
+``sqlite3.connect(PATH)`` alone are taken over; a layer connecting otherwise, or whose
+PostgreSQL and SQLite branches cannot be told apart, is left as it is and reported (POOL002).
+``detect_layer`` and ``rows_are_shipped`` let other codemods (named-rows) ask the same question.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from importlib import resources
+from pathlib import Path
 
 import libcst as cst
 import libcst.matchers as m
@@ -64,6 +71,126 @@ def _code(node: cst.CSTNode) -> str:
     return cst.Module([]).code_for_node(node)
 
 
+def _single_positional(call: cst.Call) -> bool:
+    """``f(x)`` or ``f(x, key=value, ...)``: exactly one positional argument, first, no stars."""
+    positional = [a for a in call.args if a.keyword is None]
+    return (
+        len(positional) == 1
+        and call.args[0] is positional[0]
+        and all(a.star == "" for a in call.args)
+    )
+
+
+@dataclass(frozen=True)
+class Layer:
+    """What this codemod makes of a module.
+
+    ``state`` is ``"legacy"`` (a connect-per-call layer it migrates), ``"migrated"`` (it imports
+    the shipped pool: only the runtime copies are refreshed), ``"blocked"`` (a data layer it
+    cannot migrate: ``problem`` says why, reported as POOL002) or ``""`` (not a data layer).
+    """
+
+    state: str = ""
+    conn: str = "conn"
+    pg_dsn: str | None = None
+    pg_test: str | None = None
+    sqlite: bool = False
+    problem: tuple[cst.CSTNode, str, str] | None = None
+
+
+def detect_layer(module: cst.Module) -> Layer:
+    """Recognise the data layer by content: ``get_db_connection`` calling ``psycopg2.connect``
+    and/or ``sqlite3.connect``, and ``execute_sql`` closing that connection in ``finally``."""
+    get_conn, execute = _function(module, "get_db_connection"), _function(module, "execute_sql")
+    if get_conn is None or execute is None:
+        return Layer()
+    if m.findall(module, m.ImportFrom(module=m.Name("db_pool"))):
+        return Layer("migrated")
+    pg, sqlite = m.findall(get_conn, PG_CONNECT), m.findall(get_conn, SQLITE_CONNECT)
+    if not (pg or sqlite):
+        return Layer()
+    assigned = m.findall(execute, m.Assign(value=GET_CONN))
+    if not assigned:
+        return Layer()
+    target = assigned[0].targets[0].target  # type: ignore[attr-defined]
+    conn = target.value if isinstance(target, cst.Name) else "conn"
+    close = m.SimpleStatementLine([m.Expr(m.Call(m.Attribute(m.Name(conn), m.Name("close"))))])
+    if not m.findall(execute, m.Finally(m.IndentedBlock([m.ZeroOrMore(), close, m.ZeroOrMore()]))):
+        return Layer()
+    for call in pg:
+        assert isinstance(call, cst.Call)
+        if not _single_positional(call):
+            message = (
+                f"`{_code(call)}` has no single positional DSN for the pool to take over: "
+                "the data layer is left as it is"
+            )
+            hint = (
+                "build one DSN string and call psycopg2.connect(DSN) (other options as keyword "
+                "arguments after it), then run again"
+            )
+            return Layer("blocked", problem=(call, message, hint))
+    for call in sqlite:
+        assert isinstance(call, cst.Call)
+        if len(call.args) != 1 or not _single_positional(call):
+            message = (
+                f"`{_code(call)}` passes more than the database path; the per-request "
+                "connection (db_sqlite.get_db) takes only the database path: the data layer "
+                "is left as it is"
+            )
+            hint = "call sqlite3.connect(PATH) (set options on the connection), then run again"
+            return Layer("blocked", problem=(call, message, hint))
+    pg_dsn = pg_test = None
+    if pg:
+        pg_dsn = _code(pg[0].args[0].value)  # type: ignore[attr-defined]
+        test = _connect_branch(get_conn, PG_CONNECT)
+        if sqlite and test is None:
+            message = "cannot tell PostgreSQL from SQLite here: the data layer is left as it is"
+            hint = "connect in the two branches of one `if`: `if DATABASE_URL: ... else: ...`"
+            return Layer("blocked", problem=(get_conn, message, hint))
+        pg_test = _code(test) if test is not None and sqlite else None
+    return Layer("legacy", conn, pg_dsn, pg_test, bool(sqlite))
+
+
+def runtime_copies_blocked(layer_path: str) -> list[str]:
+    """The runtime copies beside ``layer_path`` that cannot be written: edited by hand since
+    claun-migrate generated them, or files of the same name that are not ours."""
+    folder = Path(layer_path).parent
+    blocked = []
+    for name, text in runtime_copies().items():
+        try:
+            existing = (folder / name).read_bytes().decode("utf-8")
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError):
+            blocked.append(name)
+            continue
+        if existing != text and not support.is_pristine(existing):
+            blocked.append(name)
+    return blocked
+
+
+_ROW_IMPORT = m.ImportFrom(module=m.Name("db_rows") | m.Attribute(attr=m.Name("db_rows")))
+_SQLITE_IMPORT = m.ImportFrom(module=m.Name("db_sqlite") | m.Attribute(attr=m.Name("db_sqlite")))
+
+
+def rows_are_shipped(path: str, text: str, *, pending: bool = True) -> bool:
+    """Whether the ``execute_sql`` defined in ``text`` returns the shipped ``Row``.
+
+    True for a layer already migrated (it imports ``db_rows``/``RowCursor``, or it is a
+    SQLite-only layer on ``db_sqlite``) and, with ``pending``, for a legacy layer this codemod
+    migrates in the same run (its runtime copies beside ``path`` can be written).
+    """
+    try:
+        module = cst.parse_module(text)
+    except cst.ParserSyntaxError:
+        return False
+    if m.findall(module, _ROW_IMPORT):
+        return True
+    if m.findall(module, _SQLITE_IMPORT) and "psycopg2" not in text and "db_pool" not in text:
+        return True
+    return pending and detect_layer(module).state == "legacy" and not runtime_copies_blocked(path)
+
+
 class PoolConnectionsCommand(VisitorBasedCodemodCommand):
     """Move a connect-per-call ``get_db_connection``/``execute_sql`` pair to the shipped pool."""
 
@@ -80,38 +207,16 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
         self.sqlite = False
         self.conn = "conn"
         self.function: str | None = None
+        self.blocked = False
 
     def visit_Module(self, node: cst.Module) -> bool:
-        get_conn, execute = _function(node, "get_db_connection"), _function(node, "execute_sql")
-        if get_conn is None or execute is None:
-            return True
-        migrated = m.findall(node, m.ImportFrom(module=m.Name("db_pool")))
-        pg, sqlite = m.findall(get_conn, PG_CONNECT), m.findall(get_conn, SQLITE_CONNECT)
-        if migrated or not (pg or sqlite):
-            self.layer = bool(migrated)
-            return True
-        assigned = m.findall(execute, m.Assign(value=GET_CONN))
-        if not assigned:
-            return True
-        target = assigned[0].targets[0].target  # type: ignore[attr-defined]
-        self.conn = target.value if isinstance(target, cst.Name) else "conn"
-        if not m.findall(
-            execute,
-            m.Finally(body=m.IndentedBlock([m.ZeroOrMore(), self._close(), m.ZeroOrMore()])),
-        ):
-            return True
-        if pg:
-            dsn = pg[0].args[0].value if pg[0].args else None  # type: ignore[attr-defined]
-            self.pg_dsn = _code(dsn) if dsn is not None else "None"
-            test = _connect_branch(get_conn, PG_CONNECT)
-            self.pg_test = _code(test) if test is not None and sqlite else None
-            if sqlite and test is None:
-                support.report(
-                    self.context, get_conn, "POOL002", "cannot tell PostgreSQL from SQLite here"
-                )
-                return True
-        self.sqlite = bool(sqlite)
-        self.layer = True
+        layer = detect_layer(node)
+        if layer.problem is not None:
+            support.report(self.context, layer.problem[0], "POOL002", *layer.problem[1:])
+        self.blocked = layer.state == "blocked"
+        self.layer = layer.state in ("legacy", "migrated")
+        self.conn, self.pg_dsn, self.pg_test = layer.conn, layer.pg_dsn, layer.pg_test
+        self.sqlite = layer.sqlite
         return True
 
     def _close(self) -> m.SimpleStatementLine:
@@ -130,7 +235,8 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
         return updated_node
 
     def visit_Call(self, node: cst.Call) -> None:
-        outside = self.function not in ("get_db_connection", "execute_sql") or not self.layer
+        inside = self.function in ("get_db_connection", "execute_sql")
+        outside = not inside or not (self.layer or self.blocked)
         if outside and m.matches(node, GET_CONN):
             support.report(
                 self.context,

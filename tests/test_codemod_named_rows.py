@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 from textwrap import dedent
 
-from fixture_tools import BACKEND_DIR, load_sites, site_matches
+from fixture_tools import BACKEND_DIR, DATA_LAYER_PATH, load_sites, site_matches
 from libcst.codemod import CodemodContext, TransformSuccess, transform_module
 
-from codemods._support import findings
+from claun_migrate.engine import migrate
+from codemods._support import findings, stamp
 from codemods.named_rows import NamedRowsCommand, schema_from_sources
 
 SCHEMA = {"users": ["id", "email", "name"], "profiles": ["id", "user_id", "bio"]}
@@ -19,7 +21,8 @@ SCHEMA = {"users": ["id", "email", "name"], "profiles": ["id", "user_id", "bio"]
 def run(before: str, schema: dict[str, list[str]] | None = None) -> tuple[str, list[str]]:
     """The transformed code and the findings as ``CODE:line``."""
     context = CodemodContext()
-    command = NamedRowsCommand(context, schema=SCHEMA if schema is None else schema)
+    schema = SCHEMA if schema is None else schema
+    command = NamedRowsCommand(context, schema=schema, plain_rows=None)  # rows are shipped Rows
     result = transform_module(command, dedent(before))
     assert isinstance(result, TransformSuccess), result
     return result.code, [f"{f.code}:{f.line}" for f in findings(context)]
@@ -429,8 +432,9 @@ def test_gather_reads_create_table_literals_and_drops_conflicting_tables() -> No
         "notes.txt": "CREATE TABLE ignored (a INT)",
         "schema.sql": "CREATE TABLE plans (id INT, name TEXT);",
     }
-    assert NamedRowsCommand.gather(sources) == {
-        "schema": {"users": ["id", "email"], "plans": ["id", "name"]}
+    assert NamedRowsCommand.gather(sources)["schema"] == {
+        "users": ["id", "email"],
+        "plans": ["id", "name"],
     }
     assert schema_from_sources({"a.py": "x = 1"}) == {}
 
@@ -442,21 +446,34 @@ def test_altered_table_is_not_trusted() -> None:
     assert schema_from_sources(sources) == {}
 
 
-def test_runs_through_libcst_tool_with_the_schema_option(tmp_path: Path) -> None:
+def test_runs_through_libcst_tool_with_the_schema_and_data_layer_options(tmp_path: Path) -> None:
+    """Alone, it rewrites only when ``--data-layer`` names a migrated data layer."""
     (tmp_path / ".libcst.codemod.yaml").write_text(
         "generated_code_marker: '@generated'\nformatter: ['cat']\nblacklist_patterns: []\n"
         "modules: ['codemods']\nrepo_root: '.'\n"
     )
     (tmp_path / "schema.sql").write_text("CREATE TABLE jobs (id INT, title TEXT);")
+    (tmp_path / "legacy.py").write_text(DATA_LAYER_PATH.read_text())
+    (tmp_path / "migrated.py").write_text(MIGRATED_LAYER)
     target = tmp_path / "routes.py"
-    target.write_text('def f():\n    return execute_sql("SELECT * FROM jobs", fetch=True)[0][1]\n')
-    subprocess.run(
-        [sys.executable, "-m", "libcst.tool", "codemod", "--no-format"]
-        + ["named_rows.NamedRowsCommand", "--schema", "schema.sql", "routes.py"],
-        cwd=tmp_path,
-        check=True,
-        capture_output=True,
-    )
+    before = 'def f():\n    return execute_sql("SELECT * FROM jobs", fetch=True)[0][1]\n'
+    target.write_text(before)
+
+    def tool(*layer: str) -> str:
+        done = subprocess.run(
+            [sys.executable, "-m", "libcst.tool", "codemod", "--no-format"]
+            + ["named_rows.NamedRowsCommand", "--schema", "schema.sql", *layer, "routes.py"],
+            cwd=tmp_path,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        return done.stderr
+
+    for layer in [(), ("--data-layer", "legacy.py")]:
+        assert "CM111" in tool(*layer)
+        assert target.read_text() == before
+    tool("--data-layer", "migrated.py")
     assert '[0]["title"]' in target.read_text()
 
 
@@ -465,7 +482,8 @@ def test_fixture_sites_get_the_verdicts_of_patterns_md() -> None:
     sources = {
         str(p): p.read_text() for p in sorted(BACKEND_DIR.rglob("*.py")) if "tests" not in p.parts
     }
-    schema = NamedRowsCommand.gather(sources)["schema"]
+    gathered = NamedRowsCommand.gather(sources)
+    assert gathered["plain_rows"] is None  # the legacy data layer is migrated in the same run
     expected: dict[tuple[str, int], str] = {}
     for site in load_sites():
         source = (BACKEND_DIR / site.file).read_text()
@@ -474,7 +492,7 @@ def test_fixture_sites_get_the_verdicts_of_patterns_md() -> None:
     actual: dict[tuple[str, int], str] = {}
     for path, before in sources.items():
         context = CodemodContext()
-        result = transform_module(NamedRowsCommand(context, schema=schema), before)
+        result = transform_module(NamedRowsCommand(context, **gathered), before)
         assert isinstance(result, TransformSuccess), path
         name = Path(path).relative_to(BACKEND_DIR).as_posix()
         pairs = zip(before.splitlines(), result.code.splitlines(), strict=True)
@@ -556,3 +574,106 @@ def test_rows_are_followed_through_unpacking_of_the_result_list() -> None:
             return user["name"], first["id"], others[0]["name"]
         """,
     )
+
+
+MIGRATED_LAYER = """\
+from .db_pool import get_pool
+from .db_rows import RowCursor
+from .db_sqlite import get_db, release_db, to_qmark
+
+
+def get_db_connection():
+    return get_pool(DATABASE_URL, cursor_factory=RowCursor).getconn()
+
+
+def execute_sql(sql, params=None, fetch=False, commit=False):
+    conn = get_db_connection()
+    try:
+        cursor = conn.cursor()
+        cursor.execute(sql, params or ())
+        return cursor.fetchall() if fetch else None
+    finally:
+        get_pool(DATABASE_URL).putconn(conn)
+"""
+
+
+def _copy_backend(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(BACKEND_DIR, tmp_path / "backend"))
+
+
+def _named_lines(folder: str) -> set[tuple[str, int]]:
+    """(file, line) of the PATTERNS.md sites under ``folder`` that the full run names."""
+    lines = set()
+    for site in load_sites():
+        if site.verdict == "named" and site.file.startswith(folder):
+            source = (BACKEND_DIR / site.file).read_text()
+            (match,) = site_matches(source, site)
+            lines.add((site.file, source.count("\n", 0, match.start()) + 1))
+    return lines
+
+
+def test_routes_without_their_data_layer_are_reported_not_rewritten(tmp_path: Path) -> None:
+    """``apply backend/app/routes``: database.py is not migrated, rows stay plain tuples and
+    ``row["id"]`` would raise TypeError, so every site that would be named is reported (CM111,
+    or CM108 for ``SELECT *``, whose CREATE TABLE is in database.py, outside the run)."""
+    backend = _copy_backend(tmp_path)
+    result = migrate([backend / "app" / "routes"], jobs=1)
+    assert (result.changes, result.errors) == ([], [])
+    found = {
+        (f.path.relative_to(backend).as_posix(), f.finding.line): f.finding.code
+        for f in result.findings
+    }
+    named = _named_lines("app/routes/")
+    assert {site: found.get(site) for site in named} == {
+        site: "CM108" if found.get(site) == "CM108" else "CM111" for site in named
+    }
+    assert [found[site] for site in named].count("CM111") == len(named) - 5 == 30
+    sample = next(f.finding for f in result.findings if f.finding.code == "CM111")
+    assert "plain tuples" in sample.message and "TypeError" in sample.message
+    assert "same run" in sample.suggestion
+
+
+def test_routes_with_a_migrated_data_layer_are_rewritten(tmp_path: Path) -> None:
+    backend = _copy_backend(tmp_path)
+    full = migrate([backend], write=True, jobs=1)
+    assert full.errors == [] and any("routes" in c.path.parts for c in full.changes)
+    assert not any(f.finding.code == "CM111" for f in full.findings)
+    assert migrate([backend / "app" / "routes"], jobs=1).changes == []
+    (backend / "app" / "routes" / "x.py").write_text(
+        'def f():\n    return execute_sql("SELECT id FROM users", fetch=True)[0][0]\n'
+    )
+    layer = backend / "app" / "services" / "database.py"
+    changes = migrate([backend / "app" / "routes", layer], jobs=1).changes
+    assert [c.path.name for c in changes] == ["x.py"], [(c.path, c.codemods) for c in changes]
+    changed = changes[0]
+    assert changed.after.endswith('fetch=True)[0]["id"]\n')
+
+
+def test_no_rewrite_when_the_data_layer_cannot_be_migrated_in_the_run(tmp_path: Path) -> None:
+    """A runtime copy edited by hand keeps pool-connections off the layer: rows stay tuples."""
+    backend = _copy_backend(tmp_path)
+    services = backend / "app" / "services"
+    (services / "db_rows.py").write_text(stamp("db_rows.py", "0.1", "Row = tuple\n") + "# mine\n")
+    result = migrate([backend], jobs=1)
+    assert not any("routes" in c.path.parts for c in result.changes)
+    assert any(f.finding.code == "CM111" for f in result.findings)
+
+
+def test_gather_knows_whether_execute_sql_returns_the_shipped_row_type() -> None:
+    def plain(sources: dict[str, str]) -> str | None:
+        return NamedRowsCommand.gather(sources)["plain_rows"]  # type: ignore[return-value]
+
+    legacy = DATA_LAYER_PATH.read_text()
+    assert plain({"svc/database.py": legacy}) is None
+    assert plain({"svc/database.py": MIGRATED_LAYER}) is None
+    assert "no module" in str(plain({"routes.py": "execute_sql('SELECT 1', fetch=True)"}))
+    keyword = legacy.replace("psycopg2.connect(DATABASE_URL)", "psycopg2.connect(dsn=DATABASE_URL)")
+    assert "svc/database.py" in str(plain({"svc/database.py": keyword}))
+    sqlite_only = MIGRATED_LAYER.replace(
+        "from .db_pool import get_pool\nfrom .db_rows import RowCursor\n", ""
+    )
+    assert plain({"svc/database.py": sqlite_only.replace("get_pool", "pool")}) is None
+    no_row_type = MIGRATED_LAYER.replace("from .db_rows import RowCursor\n", "")
+    assert "svc/database.py" in str(plain({"svc/database.py": no_row_type}))
+    other = "def execute_sql(sql):\n    return run(sql)\n"
+    assert "other.py" in str(plain({"svc/database.py": MIGRATED_LAYER, "other.py": other}))

@@ -204,3 +204,60 @@ def test_standalone_run_writes_the_runtime_copies_itself(tmp_path: Path) -> None
     assert is_pristine((tmp_path / "db_sqlite.py").read_text())
     assert (tmp_path / "db_rows.py").read_text() == "# my own module\n"
     assert context.warnings and "db_rows.py" in context.warnings[0]
+
+
+KEYWORD_LAYER = """\
+def get_db_connection():
+    if DATABASE_URL:
+        return psycopg2.connect(host=os.environ["DB_HOST"], dbname="app")
+    else:
+        return sqlite3.connect(DATABASE_PATH)
+
+def execute_sql(sql):
+    conn = get_db_connection()
+    try:
+        conn.cursor().execute(sql)
+    finally:
+        conn.close()
+"""
+
+
+def test_keyword_style_psycopg2_connect_is_reported_and_the_layer_left_alone() -> None:
+    """No single positional DSN: ``get_pool(host=...)`` / ``get_pool(os.environ[...])`` would
+    break, so nothing of the layer is rewritten."""
+    for connect in [
+        'psycopg2.connect(host=os.environ["DB_HOST"], dbname="app")',
+        "psycopg2.connect(**DB_CONFIG)",
+        "psycopg2.connect()",
+        "psycopg2.connect(DSN, DSN2)",
+    ]:
+        before = KEYWORD_LAYER.replace(
+            'psycopg2.connect(host=os.environ["DB_HOST"], dbname="app")', connect
+        )
+        code, context = run(before)
+        assert code == before, connect
+        assert companions(context) == {} and requirements(context) == {}
+        (finding,) = findings(context)
+        assert (finding.code, finding.line) == ("POOL002", 3)
+        assert "single positional DSN" in finding.message
+        assert "psycopg2.connect(DSN)" in finding.suggestion
+
+
+def test_sqlite_connect_with_options_is_reported_and_the_layer_left_alone() -> None:
+    """``db_sqlite.get_db(path)`` takes only the path: ``get_db(PATH, timeout=30)`` would fail."""
+    for connect in [
+        "sqlite3.connect(DATABASE_PATH, timeout=30)",
+        "sqlite3.connect(DATABASE_PATH, 30)",
+        "sqlite3.connect(database=DATABASE_PATH)",
+        "sqlite3.connect(*ARGS)",
+    ]:
+        before = KEYWORD_LAYER.replace(
+            'psycopg2.connect(host=os.environ["DB_HOST"], dbname="app")', "psycopg2.connect(DSN)"
+        ).replace("sqlite3.connect(DATABASE_PATH)", connect)
+        code, context = run(before)
+        assert code == before, connect
+        assert companions(context) == {}
+        (finding,) = findings(context)
+        assert (finding.code, finding.line) == ("POOL002", 5)
+        assert "only the database path" in finding.message
+        assert "sqlite3.connect(PATH)" in finding.suggestion
