@@ -8,6 +8,7 @@ findings, companion files and requirements in ``context.scratch`` (see ``codemod
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import fnmatch
 import io
@@ -366,9 +367,14 @@ class _Collector:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` all at once, keeping its mode (temp file, fsync, rename)."""
+    """Replace ``path`` with ``data`` all at once, keeping its mode and owner (temp file,
+    fsync, rename). A symbolic link is written through: its target is replaced, the link kept.
+    """
+    path = Path(os.path.realpath(path))
+    owner = None
     try:
-        mode = stat.S_IMODE(path.stat().st_mode)
+        info = path.stat()
+        mode, owner = stat.S_IMODE(info.st_mode), (info.st_uid, info.st_gid)
     except FileNotFoundError:
         umask = os.umask(0)
         os.umask(umask)
@@ -381,6 +387,9 @@ def write_atomic(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
+        if owner is not None and hasattr(os, "chown"):
+            with contextlib.suppress(OSError):  # only root may give a file away
+                os.chown(tmp, *owner)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

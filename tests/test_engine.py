@@ -11,7 +11,13 @@ import pytest
 from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
 from libcst.metadata import PositionProvider
 
-from claun_migrate.engine import SelectionError, discover, migrate, select_codemods
+from claun_migrate.engine import (
+    SelectionError,
+    discover,
+    migrate,
+    select_codemods,
+    write_atomic,
+)
 from codemods._support import add_companion, report, require, stamp
 
 
@@ -144,6 +150,26 @@ def test_writes_keep_the_file_mode_and_leave_no_temp_files(tmp_path: Path) -> No
     run(tmp_path, write=True)
     assert script.stat().st_mode & 0o777 == 0o751
     assert os.listdir(tmp_path) == ["a.py"]
+
+
+def test_writes_go_through_a_symlink_and_keep_it(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    target = tmp_path / "real" / "a.py"
+    target.write_text("foo = 1\n")
+    link = tmp_path / "link.py"
+    link.symlink_to(target)
+    write_atomic(link, b"bar = 1\n")
+    assert link.is_symlink()
+    assert target.read_bytes() == b"bar = 1\n"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give a file to another owner")
+def test_writes_keep_the_file_owner(tmp_path: Path) -> None:
+    script = tmp_path / "a.py"
+    script.write_text("foo = 1\n")
+    os.chown(script, 12345, 12345)
+    write_atomic(script, b"bar = 1\n")
+    assert (script.stat().st_uid, script.stat().st_gid) == (12345, 12345)
 
 
 def test_companion_is_created_then_left_alone_when_identical(tmp_path: Path) -> None:
