@@ -39,6 +39,16 @@ SKIP_DIRS = frozenset(
 PARALLEL_MIN_FILES = 8
 
 
+def skipped_dir(folder: str | Path, name: str) -> bool:
+    """Whether folder ``name`` inside ``folder`` holds no code of the project's own:
+    VCS data, a virtual environment, caches or build output."""
+    return (
+        name in SKIP_DIRS
+        or name.endswith(".egg-info")
+        or os.path.exists(os.path.join(folder, name, "pyvenv.cfg"))
+    )
+
+
 class SelectionError(ValueError):
     """``--select``/``--ignore`` named an unknown codemod or dropped a required one."""
 
@@ -150,9 +160,7 @@ def discover(paths: Iterable[Path], exclude: Sequence[str] = ()) -> list[Path]:
             dirs[:] = sorted(
                 d
                 for d in dirs
-                if d not in SKIP_DIRS
-                and not d.endswith(".egg-info")
-                and not (here / d / "pyvenv.cfg").exists()
+                if not skipped_dir(here, d)
                 and not _excluded((here / d).relative_to(root).as_posix(), d, exclude)
             )
             found.extend(

@@ -28,6 +28,7 @@ from typing import IO
 import click
 import psycopg2
 
+from claun_migrate.engine import skipped_dir
 from claun_migrate.exits import internal_errors_exit_2
 from claun_migrate.pgserver import (
     PostgresUnavailable,
@@ -38,10 +39,6 @@ from claun_migrate.pgserver import (
 
 DATABASES = ("sqlite", "postgres")
 OUTCOMES = ("passed", "failed", "error", "skipped")
-SKIP_DIRS = frozenset(
-    {".git", ".hg", ".svn", ".venv", "venv", "__pycache__", ".pytest_cache", ".mypy_cache"}
-    | {".ruff_cache", ".tox", ".nox", "node_modules", "build", "dist", ".eggs"}
-)
 
 
 class VerifyError(click.ClickException):
@@ -54,13 +51,7 @@ def copy_tree(src: Path, dst: Path) -> Path:
     """Copy a code tree without VCS data, virtual environments and caches."""
 
     def ignore(folder: str, names: list[str]) -> set[str]:
-        return {
-            name
-            for name in names
-            if name in SKIP_DIRS
-            or name.endswith(".egg-info")
-            or os.path.exists(os.path.join(folder, name, "pyvenv.cfg"))
-        }
+        return {name for name in names if skipped_dir(folder, name)}
 
     shutil.copytree(src, dst, ignore=ignore, symlinks=True)
     return dst
@@ -310,8 +301,7 @@ def tree_files(root: Path) -> dict[str, bytes]:
     """Every file ``copy_tree`` would copy, by POSIX path relative to ``root``."""
     files = {}
     for folder, dirs, names in os.walk(root):
-        dirs[:] = [d for d in dirs if d not in SKIP_DIRS and not d.endswith(".egg-info")]
-        dirs[:] = [d for d in dirs if not os.path.exists(os.path.join(folder, d, "pyvenv.cfg"))]
+        dirs[:] = [d for d in dirs if not skipped_dir(folder, d)]
         for name in names:
             path = Path(folder) / name
             if not path.is_symlink():
