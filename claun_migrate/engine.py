@@ -429,6 +429,7 @@ def migrate(
     result = RunResult(selected=names)
     triggers = {n: [t.encode() for t in declared(registry[n], "TRIGGERS")] for n in names}
     candidates: list[tuple[Path, list[str]]] = []
+    texts: dict[Path, tuple[str, str]] = {}
     generated = support.GENERATED.encode()
     for path in discover([Path(p) for p in paths], exclude):
         result.files_scanned += 1
@@ -440,12 +441,11 @@ def migrate(
         if data.startswith(generated):  # a runtime copy: managed as a companion, never edited
             continue
         wanted = [n for n in names if not triggers[n] or any(t in data for t in triggers[n])]
-        if wanted:
-            candidates.append((path, wanted))
-    texts: dict[Path, tuple[str, str]] = {}
-    for path, _ in candidates:
+        if not wanted:
+            continue
+        candidates.append((path, wanted))
         try:
-            texts[path] = decode(path.read_bytes())
+            texts[path] = decode(data)  # the bytes the prefilter saw, read once
         except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
             result.errors.append(FileError(path, f"cannot decode: {exc}"))
     sources = {str(path): text for path, (text, _) in texts.items()}
