@@ -119,9 +119,9 @@ def timed(command: list[str], cwd: Path, ok: tuple[int, ...] = (0, 1)) -> float:
 def libcst_commands() -> list[str]:
     """``module.Class`` of each codemod the engine runs, in its order."""
     sys.path.insert(0, str(REPO))
-    from codemods import CODEMODS
+    from claun_migrate.codemods import CODEMODS
 
-    return [f"{c.__module__.split('.', 1)[1]}.{c.__name__}" for c in CODEMODS.values()]
+    return [f"{c.__module__.rsplit('.', 1)[1]}.{c.__name__}" for c in CODEMODS.values()]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -147,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
         shutil.copytree(legacy, work / "libcst")
         timed([sys.executable, "-m", "libcst.tool", "initialize", str(work)], work, ok=(0,))
         config = work / ".libcst.codemod.yaml"
-        config.write_text(config.read_text().replace("'libcst.codemod.commands'", "'codemods'"))
+        ours = "'claun_migrate.codemods'"
+        config.write_text(config.read_text().replace("'libcst.codemod.commands'", ours))
         libcst = 0.0
         for command in libcst_commands():
             libcst += timed(

@@ -39,10 +39,10 @@ def default_dir() -> Path:
 def fingerprint() -> bytes:
     """A digest of the code whose output is cached: change any of it and every entry misses."""
     import claun_migrate
-    import codemods
+    import claun_migrate.codemods
 
     digest = hashlib.sha256(SCHEMA)
-    for package in (claun_migrate, codemods):
+    for package in (claun_migrate, claun_migrate.codemods):
         root = Path(package.__file__).parent
         for source in sorted(root.rglob("*.py")):
             digest.update(str(source.relative_to(root)).encode())

@@ -29,8 +29,8 @@ import libcst as cst
 from libcst.codemod import Codemod, CodemodContext, SkipFile
 
 from claun_migrate.cache import ResultCache
-from codemods import CODEMODS
-from codemods import _support as support
+from claun_migrate.codemods import CODEMODS
+from claun_migrate.codemods import _support as support
 
 SKIP_DIRS = frozenset(
     {".git", ".hg", ".svn", ".tox", ".nox", ".venv", "venv", "node_modules", "__pycache__"}

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from libcst.codemod import Codemod
 
-from codemods.named_rows import NamedRowsCommand
-from codemods.pool_connections import PoolConnectionsCommand
-from codemods.sqlite_per_request import SqlitePerRequestCommand
+from claun_migrate.codemods.named_rows import NamedRowsCommand
+from claun_migrate.codemods.pool_connections import PoolConnectionsCommand
+from claun_migrate.codemods.sqlite_per_request import SqlitePerRequestCommand
 
 CODEMODS: dict[str, type[Codemod]] = {
     "pool-connections": PoolConnectionsCommand,

@@ -51,9 +51,9 @@ from libcst.metadata import (
     ScopeProvider,
 )
 
-from codemods._sql import Column, create_tables, output_columns
-from codemods._support import findings, report
-from codemods.pool_connections import rows_are_shipped
+from claun_migrate.codemods._sql import Column, create_tables, output_columns
+from claun_migrate.codemods._support import findings, report
+from claun_migrate.codemods.pool_connections import rows_are_shipped
 
 DESCRIPTION = 'Rewrite row[1] to row["name"] where the SQL proves the column; report the rest.'
 TRIGGERS = ("execute_sql", "fetchone", "fetchall", "fetchmany")

@@ -30,7 +30,7 @@ from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import PositionProvider
 
-from codemods import _support as support
+from claun_migrate.codemods import _support as support
 
 RUNTIME_FILES = ("db_pool.py", "db_rows.py", "db_sqlite.py")
 PG_CONNECT = m.Call(func=m.Attribute(value=m.Name("psycopg2"), attr=m.Name("connect")))

@@ -23,7 +23,7 @@ from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
 from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import PositionProvider
 
-from codemods import _support as support
+from claun_migrate.codemods import _support as support
 
 FLASK_APP = m.Assign(
     targets=[m.AssignTarget(m.Name())],

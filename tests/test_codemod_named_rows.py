@@ -11,9 +11,9 @@ from textwrap import dedent
 from fixture_tools import BACKEND_DIR, DATA_LAYER_PATH, load_sites, site_matches
 from libcst.codemod import CodemodContext, TransformSuccess, transform_module
 
+from claun_migrate.codemods._support import findings, stamp
+from claun_migrate.codemods.named_rows import NamedRowsCommand, schema_from_sources
 from claun_migrate.engine import migrate
-from codemods._support import findings, stamp
-from codemods.named_rows import NamedRowsCommand, schema_from_sources
 
 SCHEMA = {"users": ["id", "email", "name"], "profiles": ["id", "user_id", "bio"]}
 
@@ -450,7 +450,7 @@ def test_runs_through_libcst_tool_with_the_schema_and_data_layer_options(tmp_pat
     """Alone, it rewrites only when ``--data-layer`` names a migrated data layer."""
     (tmp_path / ".libcst.codemod.yaml").write_text(
         "generated_code_marker: '@generated'\nformatter: ['cat']\nblacklist_patterns: []\n"
-        "modules: ['codemods']\nrepo_root: '.'\n"
+        "modules: ['claun_migrate.codemods']\nrepo_root: '.'\n"
     )
     (tmp_path / "schema.sql").write_text("CREATE TABLE jobs (id INT, title TEXT);")
     (tmp_path / "legacy.py").write_text(DATA_LAYER_PATH.read_text())

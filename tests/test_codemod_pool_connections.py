@@ -7,8 +7,8 @@ from textwrap import dedent
 
 from libcst.codemod import CodemodContext, TransformSuccess, transform_module
 
-from codemods._support import ENGINE, companions, findings, is_pristine, requirements
-from codemods.pool_connections import PoolConnectionsCommand
+from claun_migrate.codemods._support import ENGINE, companions, findings, is_pristine, requirements
+from claun_migrate.codemods.pool_connections import PoolConnectionsCommand
 
 LEGACY = '''\
 import os

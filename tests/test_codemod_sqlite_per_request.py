@@ -8,8 +8,8 @@ from textwrap import dedent
 import pytest
 from libcst.codemod import CodemodContext, TransformSuccess, transform_module
 
-from codemods._support import findings, stamp
-from codemods.sqlite_per_request import SqlitePerRequestCommand, runtime_import
+from claun_migrate.codemods._support import findings, stamp
+from claun_migrate.codemods.sqlite_per_request import SqlitePerRequestCommand, runtime_import
 
 MODELS_GET_DB = '''\
 import sqlite3

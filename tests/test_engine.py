@@ -11,6 +11,7 @@ import pytest
 from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
 from libcst.metadata import PositionProvider
 
+from claun_migrate.codemods._support import add_companion, report, require, stamp
 from claun_migrate.engine import (
     SelectionError,
     discover,
@@ -18,7 +19,6 @@ from claun_migrate.engine import (
     select_codemods,
     write_atomic,
 )
-from codemods._support import add_companion, report, require, stamp
 
 
 class Rename(VisitorBasedCodemodCommand):

@@ -8,7 +8,7 @@ from typing import Any
 import psycopg2
 import pytest
 
-from codemods._sql import create_tables, output_columns
+from claun_migrate.codemods._sql import create_tables, output_columns
 
 SCHEMA = {
     "users": ["id", "email", "name"],
