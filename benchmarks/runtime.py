@@ -25,7 +25,7 @@ import psycopg2
 import psycopg2.extras
 import psycopg2.pool
 
-from claun_migrate.pgserver import postgres_server
+from claun_migrate.proof.pgserver import postgres_server
 from claun_migrate.runtime import db_pool
 from claun_migrate.runtime.db_pool import ConnectionPool
 from claun_migrate.runtime.db_rows import RowCursor

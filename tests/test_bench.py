@@ -8,8 +8,8 @@ import pytest
 from click.testing import CliRunner
 
 from claun_migrate.cli import main
-from claun_migrate.loadgen import Endpoint, LoadResult, run_load
-from claun_migrate.wsgi_serve import make_server
+from claun_migrate.proof.loadgen import Endpoint, LoadResult, run_load
+from claun_migrate.proof.wsgi_serve import make_server
 
 FIXTURE = Path(__file__).parent.parent / "fixtures/legacy_backend/backend"
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"

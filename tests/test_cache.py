@@ -7,8 +7,8 @@ from pathlib import Path
 import libcst as cst
 from libcst.codemod import VisitorBasedCodemodCommand
 
-from claun_migrate.cache import ResultCache
 from claun_migrate.engine import migrate
+from claun_migrate.engine.cache import ResultCache
 from tests.test_engine import REGISTRY
 
 

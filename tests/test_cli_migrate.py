@@ -137,7 +137,7 @@ def test_internal_error_exits_2_not_1(backend: Path, monkeypatch: pytest.MonkeyP
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("engine bug")
 
-    monkeypatch.setattr("claun_migrate.migrate_cli.migrate", broken)
+    monkeypatch.setattr("claun_migrate.cli.migrate.migrate", broken)
     result = invoke("check", backend)
     assert result.exit_code == 2
     assert "internal error: RuntimeError: engine bug" in result.output

@@ -18,7 +18,7 @@ import psycopg2
 import pytest
 from fixture_tools import BACKEND_DIR, load_sites, run_backend_suite, site_matches
 
-from claun_migrate.pgserver import create_database
+from claun_migrate.proof.pgserver import create_database
 
 pytestmark = pytest.mark.slow
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from click.testing import CliRunner
 
-from claun_migrate.exits import internal_errors_exit_2
+from claun_migrate.cli.exits import internal_errors_exit_2
 
 
 @click.command()

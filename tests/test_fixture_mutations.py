@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from fixture_tools import BACKEND_DIR, Site, load_sites, run_backend_suite, site_matches
 
-from claun_migrate.pgserver import create_database, drop_database
+from claun_migrate.proof.pgserver import create_database, drop_database
 
 SAMPLE_SIZE = 24  # FIXTURE_MUTANTS=all runs every mutant
 _INDEX = re.compile(r"^(?P<base>.+)\[(?P<index>\d+)\]$")

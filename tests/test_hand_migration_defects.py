@@ -18,7 +18,7 @@ import pytest
 from fixture_tools import BACKEND_DIR, run_backend_suite
 
 from claun_migrate.engine import migrate
-from claun_migrate.pgserver import create_database
+from claun_migrate.proof.pgserver import create_database
 
 pytestmark = pytest.mark.slow
 DATA_LAYER = "app/services/database.py"

@@ -1,7 +1,7 @@
 import psycopg2
 import pytest
 
-from claun_migrate.pgserver import EmbeddedPostgres
+from claun_migrate.proof.pgserver import EmbeddedPostgres
 
 
 @pytest.mark.postgres

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from fixture_tools import legacy_data_layer
 
 from claun_migrate.cli import main
-from claun_migrate.verify import (
+from claun_migrate.proof.verify import (
     Comparison,
     Progress,
     SuiteResult,

@@ -1,6 +1,6 @@
 """Serve a backend's WSGI app under cheroot's threaded server on loopback, for ``bench``.
 
-Run as ``python -m claun_migrate.wsgi_serve ROOT --app SPEC [--init SPEC] [--threads N]`` in
+Run as ``python -m claun_migrate.proof.wsgi_serve ROOT --app SPEC [--init SPEC] [--threads N]`` in
 its own process: it imports the app from ROOT, runs the init step (the schema), prints
 ``PORT <n>`` on stdout and serves until terminated. Both sides of a benchmark use exactly
 this server and these settings. cheroot rather than werkzeug's server because werkzeug closes

@@ -14,11 +14,11 @@ from typing import Any
 import click
 
 from claun_migrate import report
-from claun_migrate.cache import default_dir
+from claun_migrate.cli.exits import internal_errors_exit_2
 from claun_migrate.codemods import CODEMODS
 from claun_migrate.engine import RunResult, SelectionError, migrate
-from claun_migrate.exits import internal_errors_exit_2
-from claun_migrate.verify import apply_verified
+from claun_migrate.engine.cache import default_dir
+from claun_migrate.proof.verify import apply_verified
 
 
 def _names(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> list[str]:

@@ -24,15 +24,15 @@ from urllib.parse import urlsplit
 import click
 import psycopg2
 
-from claun_migrate.exits import internal_errors_exit_2
-from claun_migrate.loadgen import Endpoint, LoadResult, run_load, send
-from claun_migrate.pgserver import (
+from claun_migrate.cli.exits import internal_errors_exit_2
+from claun_migrate.proof.loadgen import Endpoint, LoadResult, run_load, send
+from claun_migrate.proof.pgserver import (
     PostgresUnavailable,
     create_database,
     drop_database,
     postgres_server,
 )
-from claun_migrate.verify import VerifyError, copy_tree, migrate_tree, suite_env
+from claun_migrate.proof.verify import VerifyError, copy_tree, migrate_tree, suite_env
 
 DEFAULT_ENDPOINTS = (
     "GET /api/profile",
@@ -88,7 +88,7 @@ def serve(
     root: Path, env: dict[str, str], app: str, init: str | None, threads: int
 ) -> Iterator[int]:
     """Start ``root``'s app in a wsgi_serve subprocess and yield its port; stop it on exit."""
-    command = [sys.executable, "-m", "claun_migrate.wsgi_serve", str(root), "--app", app]
+    command = [sys.executable, "-m", "claun_migrate.proof.wsgi_serve", str(root), "--app", app]
     command += ["--threads", str(threads)]
     if init == "auto":
         init = "db_init.py" if (root / "db_init.py").exists() else None

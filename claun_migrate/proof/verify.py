@@ -28,9 +28,9 @@ from typing import IO
 import click
 import psycopg2
 
+from claun_migrate.cli.exits import internal_errors_exit_2
 from claun_migrate.engine import skipped_dir
-from claun_migrate.exits import internal_errors_exit_2
-from claun_migrate.pgserver import (
+from claun_migrate.proof.pgserver import (
     PostgresUnavailable,
     create_database,
     drop_database,

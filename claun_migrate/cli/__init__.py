@@ -19,9 +19,9 @@ def main() -> None:
     """
 
 
-from claun_migrate.bench import bench_command  # noqa: E402
-from claun_migrate.migrate_cli import COMMANDS as MIGRATE_COMMANDS  # noqa: E402
-from claun_migrate.verify import verify_command  # noqa: E402
+from claun_migrate.cli.migrate import COMMANDS as MIGRATE_COMMANDS  # noqa: E402
+from claun_migrate.proof.bench import bench_command  # noqa: E402
+from claun_migrate.proof.verify import verify_command  # noqa: E402
 
 for _command in MIGRATE_COMMANDS:
     main.add_command(_command)

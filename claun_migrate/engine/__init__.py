@@ -28,9 +28,9 @@ from typing import Any
 import libcst as cst
 from libcst.codemod import Codemod, CodemodContext, SkipFile
 
-from claun_migrate.cache import ResultCache
 from claun_migrate.codemods import CODEMODS
 from claun_migrate.codemods import _support as support
+from claun_migrate.engine.cache import ResultCache
 
 SKIP_DIRS = frozenset(
     {".git", ".hg", ".svn", ".tox", ".nox", ".venv", "venv", "node_modules", "__pycache__"}

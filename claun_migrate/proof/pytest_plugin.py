@@ -14,7 +14,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from claun_migrate.pgserver import PostgresUnavailable, create_database, postgres_server
+from claun_migrate.proof.pgserver import PostgresUnavailable, create_database, postgres_server
 
 
 def _unavailable(reason: str) -> None:
