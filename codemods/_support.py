@@ -126,3 +126,18 @@ def write_companions_if_standalone(context: CodemodContext) -> list[str]:
         with open(path, "w", encoding="utf-8") as handle:
             handle.write(text)
     return kept
+
+
+RELIANCES = "claun.relies_on"
+
+
+def rely_on(context: CodemodContext, path: str) -> None:
+    """Declare that this file's edit is only correct together with the edit of ``path`` in the
+    same run (absolute, or relative to the transformed file's folder): if the engine cannot
+    write that edit, it must not write this one either."""
+    context.scratch.setdefault(RELIANCES, set()).add(path)
+
+
+def reliances(context: CodemodContext) -> set[str]:
+    """The paths whose edits this file's edit relies on, as given to :func:`rely_on`."""
+    return set(context.scratch.get(RELIANCES, set()))
