@@ -56,25 +56,27 @@ class RequestConnection(sqlite3.Connection):
             sqlite3.Connection.close(self)
 
 
-def _connect(path: str, factory: type[sqlite3.Connection]) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, factory=factory)
+def _connect(path: str, factory: type[sqlite3.Connection], **options: Any) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, factory=factory, **options)
     conn.row_factory = sqlite_row_factory
     return conn
 
 
-def get_db(path: str) -> sqlite3.Connection:
+def get_db(path: str, **options: Any) -> sqlite3.Connection:
     """The current request's connection to ``path`` (one more user); outside a request a new
-    short-lived one. Give it back with ``release_db`` (or its ``close()``)."""
+    short-lived one. Give it back with ``release_db`` (or its ``close()``). ``options`` are
+    ``sqlite3.connect``'s (``timeout``, ``detect_types``...), used when the connection opens."""
+    options.pop("check_same_thread", None)  # a request's connection stays in its thread
     try:
         from flask import g, has_app_context
     except ImportError:  # no Flask: always short-lived
-        return _connect(path, sqlite3.Connection)
+        return _connect(path, sqlite3.Connection, **options)
     if not has_app_context():
-        return _connect(path, sqlite3.Connection)
+        return _connect(path, sqlite3.Connection, **options)
     conns: dict[str, RequestConnection] = g.setdefault(_G_KEY, {})
     conn = conns.get(path)
     if conn is None:
-        conn = conns[path] = _connect(path, RequestConnection)
+        conn = conns[path] = _connect(path, RequestConnection, **options)
     conn.users += 1
     return conn
 
@@ -99,8 +101,7 @@ def init_app(app: Any) -> None:
         app.teardown_appcontext(close_db)
 
 
-_TOKENS = re.compile(
-    r"""
+_SKIP = r"""
     (?P<skip>
         \b[eE]'(?:[^'\\]|\\.|'')*'?       # E'...' string with backslash escapes
       | '(?:[^']|'')*'?                   # '...' string
@@ -109,10 +110,9 @@ _TOKENS = re.compile(
       | /\*.*?(?:\*/|\Z)                  # block comment (not nested, as in SQLite)
       | (?<![\w$])(?P<tag>\$(?:[A-Za-z_]\w*)?\$).*?(?:(?P=tag)|\Z)  # $tag$ string $tag$
     )
-    | %\((?P<name>\w+)\)s | %s | %%
-    """,
-    re.VERBOSE | re.DOTALL,
-)
+"""
+_TOKENS = re.compile(_SKIP + r"| %\((?P<name>\w+)\)s | %s | %%", re.VERBOSE | re.DOTALL)
+_LITERALS = re.compile(_SKIP, re.VERBOSE | re.DOTALL)
 
 
 def _replace(match: re.Match[str]) -> str:
@@ -133,3 +133,27 @@ def to_qmark(sql: str) -> str:
     migrated ``execute_sql`` always passes them); other ``%`` signs in literals stay as they are.
     """
     return _TOKENS.sub(_replace, sql)
+
+
+_SERIAL = re.compile(r"\b(?:BIG|SMALL)?SERIAL\s+PRIMARY\s+KEY\b", re.IGNORECASE)
+
+
+def _sqlite_ddl(sql: str) -> str:
+    literals = [match.span() for match in _LITERALS.finditer(sql)]
+
+    def replace(match: re.Match[str]) -> str:
+        inside = any(start <= match.start() < end for start, end in literals)
+        return match.group() if inside else "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    return _SERIAL.sub(replace, sql)
+
+
+def sql_for(conn: Any, sql: str) -> str:
+    """``sql`` written for PostgreSQL, as ``conn`` needs it: unchanged for psycopg2; for
+    sqlite3 with ``?`` placeholders (:func:`to_qmark`) and ``SERIAL PRIMARY KEY`` columns as
+    SQLite's ``INTEGER PRIMARY KEY AUTOINCREMENT`` (string literals and comments untouched)."""
+    if not isinstance(conn, sqlite3.Connection) or not isinstance(sql, str):
+        return sql
+    if "SERIAL" in sql.upper():
+        sql = _sqlite_ddl(sql)
+    return to_qmark(sql)
