@@ -95,3 +95,23 @@ def test_sql_for_leaves_psycopg2_connections_alone() -> None:
     assert (
         sql_for(psycopg2.extensions.connection.__new__(psycopg2.extensions.connection), sql) == sql
     )
+
+
+def test_returning_rows_can_be_fetched_after_the_commit_as_on_postgresql(tmp_path) -> None:
+    app = Flask(__name__)
+    init_app(app)
+    path = str(tmp_path / "r.db")
+    with app.app_context():
+        conn = get_db(path)
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY AUTOINCREMENT, x TEXT)")
+        cursor = conn.cursor()
+        cursor.execute("INSERT INTO t (x) VALUES (?) RETURNING id", ("a",))
+        conn.commit()
+        assert cursor.fetchall() == [(1,)]
+        shortcut = conn.execute("INSERT INTO t (x) VALUES ('b') RETURNING id, x")
+        conn.commit()
+        row = shortcut.fetchone()
+        assert row["id"] == 2 and row["x"] == "b" and shortcut.fetchone() is None
+    short_lived = get_db(path)
+    assert [tuple(r) for r in short_lived.execute("SELECT id FROM t ORDER BY id")] == [(1,), (2,)]
+    short_lived.close()

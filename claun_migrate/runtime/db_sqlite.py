@@ -24,7 +24,60 @@ from .db_rows import sqlite_row_factory
 _G_KEY = "_claun_sqlite_connections"
 
 
-class RequestConnection(sqlite3.Connection):
+_RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
+
+
+class ReturningCursor(sqlite3.Cursor):
+    """Reads the rows of ``INSERT/UPDATE/DELETE ... RETURNING`` at once, as psycopg2 does.
+
+    SQLite refuses to commit while a statement still has rows to give, so the PostgreSQL
+    habit of committing before fetching the ``RETURNING`` row would fail without this.
+    """
+
+    _buffer: list[Any] | None = None
+
+    def execute(self, sql: str, parameters: Any = ()) -> ReturningCursor:
+        super().execute(sql, parameters)
+        self._buffer = super().fetchall() if _RETURNING.search(sql) else None
+        return self
+
+    def fetchone(self) -> Any:
+        if self._buffer is None:
+            return super().fetchone()
+        return self._buffer.pop(0) if self._buffer else None
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        if self._buffer is None:
+            return super().fetchmany(self.arraysize if size is None else size)
+        count = self.arraysize if size is None else size
+        rows, self._buffer = self._buffer[:count], self._buffer[count:]
+        return rows
+
+    def fetchall(self) -> list[Any]:
+        if self._buffer is None:
+            return super().fetchall()
+        rows, self._buffer = self._buffer, []
+        return rows
+
+    def __next__(self) -> Any:
+        if self._buffer is None:
+            return super().__next__()
+        if not self._buffer:
+            raise StopIteration
+        return self._buffer.pop(0)
+
+
+class Connection(sqlite3.Connection):
+    """A sqlite3 connection whose cursors read ``RETURNING`` rows at once."""
+
+    def cursor(self, factory: Any = ReturningCursor) -> Any:  # type: ignore[override]
+        return super().cursor(factory)
+
+    def execute(self, sql: str, parameters: Any = ()) -> Any:  # type: ignore[override]
+        return self.cursor().execute(sql, parameters)
+
+
+class RequestConnection(Connection):
     """A request's connection, shared by its ``get_db`` callers until the app context ends.
 
     ``get_db`` counts a user; ``close()`` (and ``release_db``) drops one and rolls back only
@@ -70,9 +123,9 @@ def get_db(path: str, **options: Any) -> sqlite3.Connection:
     try:
         from flask import g, has_app_context
     except ImportError:  # no Flask: always short-lived
-        return _connect(path, sqlite3.Connection, **options)
+        return _connect(path, Connection, **options)
     if not has_app_context():
-        return _connect(path, sqlite3.Connection, **options)
+        return _connect(path, Connection, **options)
     conns: dict[str, RequestConnection] = g.setdefault(_G_KEY, {})
     conn = conns.get(path)
     if conn is None:
