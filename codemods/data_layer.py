@@ -26,7 +26,7 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-POSTGRES, SQLITE = "postgres", "sqlite"
+POSTGRES, SQLITE, POOLED = "postgres", "sqlite", "pooled"
 DRIVERS = {"psycopg2": POSTGRES, "sqlite3": SQLITE}
 RUNTIME_FILES = ("db_pool.py", "db_rows.py", "db_sqlite.py")
 RUNTIME_MODULES = {name[:-3] for name in RUNTIME_FILES}
@@ -67,6 +67,7 @@ class Problem:
     code: str
     message: str
     hint: str
+    pending: bool = True
 
 
 @dataclass
@@ -392,6 +393,9 @@ class _Analysis:
                     calls = []
                     index = None
                     for call, tuple_index in info.returned_source(function):
+                        if isinstance(call.func, ast.Attribute) and call.func.attr == "getconn":
+                            drivers.add(POOLED)  # a hand-made pool: kept, never re-pooled
+                            continue
                         what = info.source_of(call)
                         if what is None:
                             continue
@@ -406,7 +410,7 @@ class _Analysis:
                             drivers |= inner.drivers
                             calls.append(inner)
                         index = tuple_index
-                    if drivers:
+                    if drivers - {POOLED}:
                         source = _Source(key, path, info.lines.at(function), drivers)
                         source.connects, source.calls, source.tuple_index = connects, calls, index
                         source.row_factories = _row_factories(function, info)
@@ -783,7 +787,7 @@ def _build(sources: Mapping[str, str]) -> Model:
     migrated = [s for s in analysis.sources.values() if s.migrate]
     model.home = _home(sources, model, migrated)
     for source in analysis.sources.values():
-        both = {POSTGRES, SQLITE} <= source.drivers
+        both = SQLITE in source.drivers and bool({POSTGRES, POOLED} & source.drivers)
         if not source.migrate:
             blocked = [s for s in source.sites if s.problem is not None]
             for site in blocked:
@@ -811,15 +815,32 @@ def _build(sources: Mapping[str, str]) -> Model:
         if SQLITE in source.drivers:
             model.sqlite = True
             edits += [Edit("row-factory", at) for at in source.row_factories]
-        if POSTGRES not in source.drivers:
-            continue  # a SQLite request connection's close() already gives it back
         for site in source.sites:
+            if both and site.var:
+                model.edits.setdefault(site.path, []).extend(_sql_edits(analysis, site))
+            if POSTGRES not in source.drivers:
+                continue  # a SQLite request connection's close() already gives it back
             model.edits.setdefault(site.path, []).extend(site.edits)
             if site.path != source.path:
                 model.relies.setdefault(source.path, []).append(site.path)
-            if both:
-                model.edits[site.path] += _sql_edits(analysis, site)
     model.shipped_rows = _shipped_rows(analysis)
+    for path, info in analysis.files.items():
+        for node in ast.walk(info.tree):
+            if isinstance(node, ast.Call) and (
+                getattr(node.func, "id", None) == "SimpleConnectionPool"
+                or getattr(node.func, "attr", None) == "SimpleConnectionPool"
+            ):
+                model.problems.setdefault(path, []).append(
+                    Problem(
+                        info.lines.at(node),
+                        "POOL003",
+                        "psycopg2's SimpleConnectionPool is not thread-safe: under a threaded "
+                        "server two threads can get one connection, and it overshoots maxconn",
+                        "use the shipped pool (replace the hand-made pool with psycopg2.connect "
+                        "and run claun-migrate) or psycopg2.pool.ThreadedConnectionPool",
+                        pending=False,
+                    )
+                )
     for path in model.edits:
         model.edits[path] = sorted(set(model.edits[path]), key=lambda e: (e.at, e.kind))
     return model

@@ -143,7 +143,12 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
         self.bound = _module_names(node)
         for problem in self.problems:
             support.report_at(
-                self.context, *problem.at, problem.code, problem.message, problem.hint, pending=True
+                self.context,
+                *problem.at,
+                problem.code,
+                problem.message,
+                problem.hint,
+                pending=problem.pending,
             )
         for path in self.relies:
             support.rely_on(self.context, path)
