@@ -83,6 +83,7 @@ class _Source:
     tuple_index: int | None = None
     sites: list[_Site] = field(default_factory=list)
     calls: list[_Source] = field(default_factory=list)
+    uses: int = 0
     problems: list[Problem] = field(default_factory=list)
     migrate: bool = True
 
@@ -222,19 +223,49 @@ def _own_nodes(function: ast.AST) -> Iterator[ast.AST]:
             todo.extend(ast.iter_child_nodes(node))
 
 
-def _connect_driver(call: ast.AST) -> str | None:
-    if (
-        isinstance(call, ast.Call)
-        and isinstance(call.func, ast.Attribute)
-        and call.func.attr == "connect"
-        and isinstance(call.func.value, ast.Name)
-    ):
-        return DRIVERS.get(call.func.value.id)
-    return None
+def _driver_names(tree: ast.Module) -> tuple[dict[str, str], dict[str, str]]:
+    """Names bound to the driver modules (``import psycopg2 as db``) and to their ``connect``
+    (``from psycopg2 import connect``), with the driver each stands for."""
+    modules = {name: driver for name, driver in DRIVERS.items()}
+    connects: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in DRIVERS and alias.asname:
+                    modules[alias.asname] = DRIVERS[alias.name]
+        elif isinstance(node, ast.ImportFrom) and node.module in DRIVERS and not node.level:
+            for alias in node.names:
+                if alias.name == "connect":
+                    connects[alias.asname or alias.name] = DRIVERS[node.module]
+    return modules, connects
+
+
+def _module_defs(body: list[ast.stmt]) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """Functions defined at module level, also under ``if``/``try``/``with`` there."""
+    for node in body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield node
+        elif isinstance(node, ast.If | ast.Try | ast.With):
+            for block in _blocks(node):
+                yield from _module_defs(block)
+
+
+_RELEASERS: dict[str, int] = {}
+"""Functions of the run that close one of their parameters (name -> its position), such as
+``close_db(cur, conn)``; set while a model is built."""
 
 
 def _is_close(node: ast.AST, var: str) -> bool:
-    """``var.close()`` as a statement."""
+    """``var.close()`` as a statement, or a call of a releaser with ``var`` in its place."""
+    if (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Name)
+        and node.value.func.id in _RELEASERS
+    ):
+        index = _RELEASERS[node.value.func.id]
+        args = node.value.args
+        return index < len(args) and isinstance(args[index], ast.Name) and args[index].id == var
     return (
         isinstance(node, ast.Expr)
         and isinstance(node.value, ast.Call)
@@ -253,6 +284,36 @@ def _closes(nodes: list[ast.stmt] | ast.AST, var: str) -> list[ast.Expr]:
         for node in ast.walk(root):
             if _is_close(node, var):
                 found.append(node)  # type: ignore[arg-type]
+    return found
+
+
+def _is_plain_close(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Attribute)
+    )
+
+
+def _releasers(files: Mapping[str, _FileAnalysis]) -> dict[str, tuple[int, str, list[Position]]]:
+    """Module-level functions that close a parameter and do nothing else with it that could
+    keep it: name -> (parameter position, file, positions of its ``close()`` calls)."""
+    found: dict[str, tuple[int, str, list[Position]]] = {}
+    for path, info in files.items():
+        for name, function in info.defined.items():
+            for index, param in enumerate(function.args.args):
+                closes = [c for c in ast.walk(function) if _is_close(c, param.arg)]
+                if not closes or not _is_plain_close(closes[0]):
+                    continue
+                parents = _parents(function)
+                uses = [
+                    n for n in _own_nodes(function) if isinstance(n, ast.Name) and n.id == param.arg
+                ]
+                if all(
+                    isinstance(parents.get(n), ast.Attribute | ast.If | ast.Compare) for n in uses
+                ):
+                    positions = [info.lines.at(c.value) for c in closes]  # type: ignore[attr-defined]
+                    found[name] = (index, path, positions)
     return found
 
 
@@ -310,15 +371,33 @@ class _FileAnalysis:
         self.path, self.tree, self.model = path, tree, model
         self.lines = _Lines(text)
         self.imports = _imports(tree, path, model.modules)
-        self.defined = {
-            node.name: node
-            for node in tree.body
-            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef)
-        }
+        self.defined: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
+        self.twice: set[str] = set()
+        for node in _module_defs(tree.body):
+            if node.name in self.defined:
+                self.twice.add(node.name)
+            self.defined[node.name] = node
+        self.driver_modules, self.driver_connects = _driver_names(tree)
+
+    def connect_driver(self, call: ast.AST) -> str | None:
+        """The driver of a ``psycopg2.connect(...)``/``sqlite3.connect(...)`` call, however
+        the module or its ``connect`` was imported."""
+        if not isinstance(call, ast.Call):
+            return None
+        func = call.func
+        if isinstance(func, ast.Name):
+            return self.driver_connects.get(func.id)
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr == "connect"
+            and isinstance(func.value, ast.Name)
+        ):
+            return self.driver_modules.get(func.value.id)
+        return None
 
     def source_of(self, call: ast.AST) -> tuple[str, object] | None:
         """What a call expression hands out: ("connect", driver) or ("connector", key)."""
-        driver = _connect_driver(call)
+        driver = self.connect_driver(call)
         if driver is not None:
             return "connect", driver
         if not isinstance(call, ast.Call):
@@ -427,29 +506,79 @@ class _Analysis:
     # 2. sites: where each source's connections are opened and released
     def find_sites(self) -> None:
         for path, info in self.files.items():
-            for function in _functions(info.tree):
-                own = (path, f"{function.name}@{function.lineno}")
+            scopes: list[ast.AST] = [info.tree, *_functions(info.tree)]  # module code too
+            for function in scopes:
+                name = getattr(function, "name", "<module>")
+                own = (path, f"{name}@{getattr(function, 'lineno', 0)}")
                 connector = self.sources.get(own)
                 returned = (
                     {id(c) for c, _ in info.returned_source(function)} if connector else set()
                 )
                 parents = _parents(function)
                 for node in _own_nodes(function):
-                    if not isinstance(node, ast.Call) or id(node) in returned:
+                    if not isinstance(node, ast.Call):
                         continue
                     what = info.source_of(node)
                     if what is None:
                         continue
                     kind, value = what
                     if kind == "connect":
+                        if id(node) in returned:
+                            continue
                         source = self._inline(info, function, node, str(value))
                     else:
-                        source = self.connector(value)  # type: ignore[arg-type]
-                        if source is None:
+                        found = self.connector(value)  # type: ignore[arg-type]
+                        if found is None:
                             continue
+                        source = found
+                    source.uses += 1
+                    if id(node) in returned:
+                        continue
                     site = _site(info, function, node, parents, source)
                     if site is not None:
                         source.sites.append(site)
+
+    def unfollowed(self) -> None:
+        """Block PostgreSQL connectors referred to where the model cannot follow the connection
+        (called through an object, passed as a value, defined twice): a connection it cannot
+        see given back must not come from the pool."""
+        counts: dict[str, int] = {}
+        for info in self.files.values():
+            for node in ast.walk(info.tree):
+                name = node.id if isinstance(node, ast.Name) else getattr(node, "attr", None)
+                if isinstance(node, ast.Name | ast.Attribute) and name:
+                    counts[name] = counts.get(name, 0) + 1
+        aliases: dict[tuple[str, str], set[str]] = {}
+        for info in self.files.values():
+            for local, (owner, name) in info.imports.items():
+                if name is not None:
+                    aliases.setdefault((owner, name), set()).add(local)
+        for source in self.sources.values():
+            name = source.key[1].split("@")[0]
+            if name == "<connect>" or POSTGRES not in source.drivers:
+                continue
+            info = self.files[source.path]
+            names = {name} | aliases.get((source.path, name), set())
+            references = sum(counts.get(n, 0) for n in names)
+            if name in info.twice:
+                why = f"`{name}` is defined more than once in its module"
+            elif references > source.uses or name not in info.defined:
+                why = (
+                    f"`{name}` is used where its connections cannot be followed (a method, "
+                    "or passed or called through an object)"
+                )
+            else:
+                continue
+            source.migrate = False
+            source.problems.append(
+                Problem(
+                    source.at,
+                    "POOL002",
+                    f"{why}: it still opens a new connection per call",
+                    "call it directly by name and give the connection back in the same "
+                    "function, then run again",
+                )
+            )
 
     def _inline(
         self, info: _FileAnalysis, function: ast.AST, call: ast.Call, driver: str
@@ -558,6 +687,8 @@ def _site(
             return None  # the function hands the connection on: it is a connector itself
         stored = isinstance(holder, ast.Assign | ast.AnnAssign)
         what = "stored on an object" if stored else "used without a name"
+        if stored and source.tuple_index is not None:
+            what = "kept inside the tuple it comes in"
         site.problem = _problem(
             info, call, f"this connection is {what}, so nothing here gives it back", _GIVE_BACK_HINT
         )
@@ -569,12 +700,23 @@ def _site(
     if problem is not None:
         site.problem = problem
         return site
-    closes = _closes(function, var)
-    release = _finally_release(statement, var, parents)
+    block = _block_of(statement, parents)
+    if block is None:
+        site.problem = _problem(info, call, "cannot tell where this connection ends", "")
+        return site
+    index = next(i for i, s in enumerate(block) if s is statement)
+    stop = next(
+        (k for k in range(index + 1, len(block)) if _binds(block[k], var)), len(block)
+    )  # the next statement of the block that opens `var` again starts another site
+    rest = block[index + 1 : stop]
+    release, scope = _finally_release(statement, var, parents)
     if release is not None:
-        site.edits.append(Edit("release", info.lines.at(release.value)))
+        closes = _closes(scope, var)
+        if _is_plain_close(release) and _is_close(release, var) and not _releaser_call(release):
+            site.edits.append(Edit("release", info.lines.at(release.value)))
         site.edits += [Edit("drop", info.lines.at(c.value)) for c in closes if c is not release]
         return site
+    closes = _closes(rest, var)
     if any(isinstance(n, ast.Yield | ast.YieldFrom) for n in _own_nodes(function)):
         site.problem = _problem(
             info,
@@ -583,10 +725,6 @@ def _site(
             "close it in a `finally` around the `yield`, then run again",
         )
         return site
-    block = _block_of(statement, parents)
-    rest = (
-        [] if block is None else block[next(i for i, s in enumerate(block) if s is statement) + 1 :]
-    )
     if not rest:
         site.problem = _problem(info, call, "cannot tell where this connection ends", "")
         return site
@@ -597,7 +735,8 @@ def _site(
         )
         return site
     if last == 0:
-        site.edits.append(Edit("release", info.lines.at(rest[0].value)))  # type: ignore[attr-defined]
+        if not _releaser_call(rest[0]):
+            site.edits.append(Edit("release", info.lines.at(rest[0].value)))  # type: ignore[attr-defined]
         site.edits += [Edit("drop", info.lines.at(c.value)) for c in closes if c is not rest[0]]
         return site
     end = None if last is None else info.lines.at(rest[last])
@@ -608,12 +747,41 @@ def _site(
     return site
 
 
+def _releasers_called(site: _Site) -> set[str]:
+    """The releasers a site's function calls with its connection."""
+    if site.function is None or not site.var:
+        return set()
+    return {
+        node.value.func.id  # type: ignore[attr-defined]
+        for node in _own_nodes(site.function)
+        if _releaser_call(node) and _is_close(node, site.var)
+    }
+
+
+def _releaser_call(statement: ast.AST) -> bool:
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Call)
+        and isinstance(statement.value.func, ast.Name)
+        and statement.value.func.id in _RELEASERS
+    )
+
+
+def _binds(statement: ast.stmt, var: str) -> bool:
+    """Whether ``statement`` (at block level) assigns ``var``."""
+    return isinstance(statement, ast.Assign) and any(
+        isinstance(n, ast.Name) and n.id == var and isinstance(n.ctx, ast.Store)
+        for t in statement.targets
+        for n in ast.walk(t)
+    )
+
+
 def _assigned_name(holder: ast.AST | None, call: ast.Call, source: _Source) -> str | None:
     """The name ``call``'s connection is bound to by an assignment statement."""
     if isinstance(holder, ast.Assign) and len(holder.targets) == 1 and holder.value is call:
         target = holder.targets[0]
         if isinstance(target, ast.Name):
-            return target.id
+            return None if source.tuple_index is not None else target.id
         if (
             isinstance(target, ast.Tuple)
             and source.tuple_index == 0
@@ -628,32 +796,31 @@ def _assigned_name(holder: ast.AST | None, call: ast.Call, source: _Source) -> s
 
 def _finally_release(
     statement: ast.stmt, var: str, parents: dict[ast.AST, ast.AST]
-) -> ast.Expr | None:
-    """The close of ``var`` in the ``finally`` of a ``try`` that covers every later use:
-    the ``try`` right after the opening statement, or one whose body holds it."""
-    block = None
+) -> tuple[ast.Expr | None, list[ast.stmt]]:
+    """The close of ``var`` in the ``finally`` of a ``try`` that covers every later use (the
+    ``try`` right after the opening statement, or one whose body holds it), and that ``try``."""
     node: ast.AST | None = statement
+    first = True
     while node is not None:
         parent = parents.get(node)
         if isinstance(parent, ast.Try) and any(s is node for s in parent.body):
             release = _release_in(parent.finalbody, var)
             if release is not None:
-                return release
-        if block is None:
-            block = _block_of(node, parents) if isinstance(node, ast.stmt) else None
+                return release, [parent]
+        if first and isinstance(node, ast.stmt):
+            first = False
+            block = _block_of(node, parents)
             if block is not None:
                 index = next(i for i, s in enumerate(block) if s is node)
                 following = block[index + 1 : index + 2]
                 if following and isinstance(following[0], ast.Try):
                     release = _release_in(following[0].finalbody, var)
                     if release is not None:
-                        return release
-        if isinstance(parent, ast.FunctionDef | ast.AsyncFunctionDef):
+                        return release, [following[0]]
+        if not isinstance(parent, ast.If | ast.Try):
             break
         node = parent
-        if not isinstance(node, ast.If | ast.Try):
-            break
-    return None
+    return None, []
 
 
 def _release_in(block: list[ast.stmt], var: str) -> ast.Expr | None:
@@ -663,8 +830,35 @@ def _release_in(block: list[ast.stmt], var: str) -> ast.Expr | None:
     return None
 
 
+def _cursors_of(function: ast.AST, var: str) -> set[str]:
+    """Names bound to ``var.cursor(...)`` in ``function``."""
+    names = set()
+    for node in _own_nodes(function):
+        value, targets = None, []
+        if isinstance(node, ast.Assign):
+            value, targets = node.value, node.targets
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            value, targets = node.context_expr, [node.optional_vars]
+        if (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Attribute)
+            and value.func.attr == "cursor"
+            and isinstance(value.func.value, ast.Name)
+            and value.func.value.id == var
+        ):
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
 def _uses_after(statements: list[ast.stmt], var: str) -> bool:
-    return any(isinstance(n, ast.Name) and n.id == var for s in statements for n in ast.walk(s))
+    """Whether ``var`` is read in ``statements``, not counting statements that open it again
+    (their uses belong to the new connection)."""
+    for statement in statements:
+        if any(_binds(n, var) for n in ast.walk(statement) if isinstance(n, ast.stmt)):
+            continue
+        if any(isinstance(n, ast.Name) and n.id == var for n in ast.walk(statement)):
+            return True
+    return False
 
 
 def _escapes(
@@ -677,13 +871,29 @@ def _escapes(
     opened: ast.stmt | None = None,
 ) -> Problem | None:
     """Why the connection in ``var`` leaves ``function`` (so it cannot be given back here)."""
+    derived = _cursors_of(function, var)
     for node in _own_nodes(function):
+        if isinstance(node, ast.Name) and node.id in derived and isinstance(node.ctx, ast.Load):
+            parent = parents.get(node)
+            leaves = isinstance(parent, ast.Return | ast.Yield) or (
+                isinstance(parent, ast.Assign)
+                and not all(isinstance(t, ast.Name) for t in parent.targets)
+            )
+            if leaves:
+                return _problem(
+                    info,
+                    node,
+                    f"a cursor of `{var}` leaves the function, and with it the connection",
+                    _GIVE_BACK_HINT,
+                )
         if not isinstance(node, ast.Name) or node.id != var:
             continue
         parent = parents.get(node)
         if isinstance(node.ctx, ast.Store):
             if parent is opened or isinstance(parent, ast.withitem | ast.Tuple):
                 continue
+            if isinstance(parent, ast.Assign) and info.source_of(parent.value) is not None:
+                continue  # opened again: another site
             if isinstance(parent, ast.Assign) and isinstance(parent.value, ast.Constant):
                 continue  # conn = None
             return _problem(
@@ -701,6 +911,14 @@ def _escapes(
             continue
         if isinstance(parent, ast.Yield) and allow_yield:
             continue
+        if (
+            isinstance(parent, ast.Call)
+            and isinstance(parent.func, ast.Name)
+            and parent.func.id in _RELEASERS
+            and _RELEASERS[parent.func.id] < len(parent.args)
+            and parent.args[_RELEASERS[parent.func.id]] is node
+        ):
+            continue  # close_db(cur, conn): gives it back
         if isinstance(parent, ast.Return):
             return _problem(
                 info,
@@ -780,14 +998,21 @@ def _home(sources: Mapping[str, str], model: Model, migrated: list[_Source]) -> 
 
 def _build(sources: Mapping[str, str]) -> Model:
     analysis = _Analysis(sources)
+    _RELEASERS.clear()
+    releasers = _releasers(analysis.files)
+    _RELEASERS.update({name: index for name, (index, _, _) in releasers.items()})
     analysis.find_connectors()
     analysis.find_sites()
+    analysis.unfollowed()
     analysis.decide()
     model = Model()
     migrated = [s for s in analysis.sources.values() if s.migrate]
     model.home = _home(sources, model, migrated)
     for source in analysis.sources.values():
         both = SQLITE in source.drivers and bool({POSTGRES, POOLED} & source.drivers)
+        if not source.migrate and source.problems:
+            model.problems.setdefault(source.path, []).extend(source.problems)
+            continue
         if not source.migrate:
             blocked = [s for s in source.sites if s.problem is not None]
             for site in blocked:
@@ -823,6 +1048,11 @@ def _build(sources: Mapping[str, str]) -> Model:
             model.edits.setdefault(site.path, []).extend(site.edits)
             if site.path != source.path:
                 model.relies.setdefault(source.path, []).append(site.path)
+            for name in _releasers_called(site):
+                _, where, closes = releasers[name]
+                model.edits.setdefault(where, []).extend(Edit("release", at) for at in closes)
+                if where != source.path:
+                    model.relies.setdefault(source.path, []).append(where)
     model.shipped_rows = _shipped_rows(analysis)
     for path, info in analysis.files.items():
         for node in ast.walk(info.tree):

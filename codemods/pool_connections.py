@@ -33,7 +33,7 @@ from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import PositionProvider
 
 from claun_migrate.codemods import _support as support
-from claun_migrate.codemods.data_layer import RUNTIME_FILES, Edit, Problem, analyse
+from claun_migrate.codemods.data_layer import DRIVERS, RUNTIME_FILES, Edit, Problem, analyse
 
 RUNTIME_MODULES = tuple(name[:-3] for name in RUNTIME_FILES)
 
@@ -103,6 +103,7 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
         self.home = home
         self.dropped: dict[int, cst.SimpleStatementLine] = {}  # kept alive: ids stay unique
         self.used_runtime = False
+        self.connected = False
         self.bound: set[str] = set()
 
     @classmethod
@@ -156,8 +157,9 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         connect = self._edit(original_node, "connect")
+        if connect is not None:
+            self.connected = True
         if connect is not None and connect.arg == "postgres":
-            RemoveImportsVisitor.remove_unused_import(self.context, "psycopg2")
             getconn = self._runtime("db_pool", "getconn")
             args = list(updated_node.args)
             if not any(a.keyword and a.keyword.value == "cursor_factory" for a in args):
@@ -168,7 +170,6 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
                 args.append(factory.with_changes(equal=_EQUAL))
             return updated_node.with_changes(func=cst.Name(getconn), args=args)
         if connect is not None:
-            RemoveImportsVisitor.remove_unused_import(self.context, "sqlite3")
             return updated_node.with_changes(func=cst.Name(self._runtime("db_sqlite", "get_db")))
         if self._edit(original_node, "release") is not None:
             conn = updated_node.func.value  # type: ignore[attr-defined]
@@ -228,9 +229,16 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
     def leave_IndentedBlock(
         self, original_node: cst.IndentedBlock, updated_node: cst.IndentedBlock
     ) -> cst.IndentedBlock:
-        body = list(updated_node.body)
-        for index in reversed(range(len(original_node.body))):
-            wrap = self._edit(original_node.body[index], "wrap")
+        body = self._rewrite(original_node.body, updated_node.body)
+        return updated_node.with_changes(body=body or [cst.SimpleStatementLine([cst.Pass()])])
+
+    def _rewrite(
+        self, original: Sequence[cst.BaseStatement], updated: Sequence[cst.BaseStatement]
+    ) -> list[cst.BaseStatement]:
+        """``updated`` with each ``wrap`` made and dropped statements gone."""
+        body = list(updated)
+        for index in reversed(range(len(original))):
+            wrap = self._edit(original[index], "wrap")
             if wrap is None:
                 continue
             end = len(body)
@@ -238,7 +246,7 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
                 end = next(
                     i
                     for i in range(index + 1, len(body))
-                    if self._position(original_node.body[i]) == wrap.end
+                    if self._position(original[i]) == wrap.end
                 )
             release = cst.parse_statement(f"{self._runtime('db_pool', 'putconn')}({wrap.arg})")
             inner = body[index + 1 : end] or [cst.SimpleStatementLine([cst.Pass()])]
@@ -247,16 +255,24 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
                 finalbody=cst.Finally(cst.IndentedBlock([release])),
             )
             body[index + 1 : end + (wrap.end is not None)] = [statement]
-        kept = [s for s in body if id(s) not in self.dropped]
-        if len(kept) != len(body):
-            kept = kept or [cst.SimpleStatementLine([cst.Pass()])]
-        return updated_node.with_changes(body=kept)
+        return [s for s in body if id(s) not in self.dropped]
 
     def _position(self, node: cst.CSTNode) -> tuple[int, int]:
         position = self.get_metadata(PositionProvider, node).start
         return position.line, position.column
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
+        if self.edits:
+            updated_node = updated_node.with_changes(
+                body=self._rewrite(original_node.body, updated_node.body)
+            )
+        if self.connected:
+            for statement in original_node.body:  # the driver imports the edits left unused
+                if not isinstance(statement, cst.SimpleStatementLine):
+                    continue
+                for small in statement.body:
+                    if _imports_driver(small):
+                        RemoveImportsVisitor.remove_unused_import_by_node(self.context, small)
         if self.used_runtime and self.home is not None:
             folder = os.path.dirname(os.path.abspath(self.context.filename or "."))
             for name, text in runtime_copies().items():
@@ -267,6 +283,16 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
             for path in support.write_companions_if_standalone(self.context):
                 self.warn(f"{path} was edited or is not ours: left as is")
         return updated_node
+
+
+def _imports_driver(node: cst.CSTNode) -> bool:
+    """``import psycopg2``/``import sqlite3 as x``/``from psycopg2 import connect``."""
+    code = cst.Module([]).code_for_node
+    if isinstance(node, cst.Import):
+        return all(code(alias.name) in DRIVERS for alias in node.names)
+    if isinstance(node, cst.ImportFrom) and node.module is not None and not node.relative:
+        return code(node.module) in DRIVERS
+    return False
 
 
 def _module_names(module: cst.Module) -> set[str]:
