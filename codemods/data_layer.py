@@ -1076,6 +1076,17 @@ def _build(sources: Mapping[str, str]) -> Model:
     return model
 
 
+def _is_cursor_call(node: ast.AST, var: str) -> bool:
+    """``var.cursor(...)``."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "cursor"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == var
+    )
+
+
 def _shipped_rows(analysis: _Analysis) -> list[str]:
     """Files whose every connection source is migrated to the shipped Row."""
     used: dict[str, list[_Source]] = {}
@@ -1118,8 +1129,10 @@ def _sql_edits(analysis: _Analysis, site: _Site) -> list[Edit]:
             isinstance(node, ast.Call)
             and isinstance(node.func, ast.Attribute)
             and node.func.attr in ("execute", "executemany")
-            and isinstance(node.func.value, ast.Name)
-            and node.func.value.id in cursors
+            and (
+                (isinstance(node.func.value, ast.Name) and node.func.value.id in cursors)
+                or _is_cursor_call(node.func.value, site.var)
+            )
             and node.args
             and not (
                 isinstance(node.args[0], ast.Call)

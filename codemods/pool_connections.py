@@ -176,6 +176,7 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
             return cst.Call(cst.Name(self._runtime("db_pool", "putconn")), [cst.Arg(conn)])
         borrow = self._edit(original_node, "borrow")
         if borrow is not None and borrow.arg == "closing":  # closing(x) -> borrowed(x)
+            RemoveImportsVisitor.remove_unused_import(self.context, "contextlib", "closing")
             return updated_node.with_changes(func=cst.Name(self._runtime("db_pool", "borrowed")))
         return updated_node
 
