@@ -61,18 +61,29 @@ def test_apply_writes_summarises_and_then_check_and_diff_are_clean(backend: Path
     summary = applied.output.splitlines()[-1]
     assert "files changed" in summary and "pool-connections:" in summary
     assert "review items" in summary
-    assert "get_pool" in (backend / DATA_LAYER).read_text()
+    assert "getconn(" in (backend / DATA_LAYER).read_text()
     assert invoke("check", backend).exit_code == 0
     assert invoke("diff", backend).exit_code == 0
     assert "\n0 files changed" in "\n" + invoke("apply", backend).output
 
 
 def test_review_items_fail_check_only_with_strict(backend: Path) -> None:
+    invoke("apply", "--select", "named-rows", backend)
+    assert invoke("check", "--select", "named-rows", backend).exit_code == 0
+    strict = invoke("check", "--strict", "--select", "named-rows", backend)
+    assert strict.exit_code == 1 and "CM105" in strict.stdout
+
+
+def test_a_connect_per_call_left_in_the_tree_fails_check_and_changes_nothing(backend: Path):
     caller = "from app.services.database import get_db_connection\nconn = get_db_connection()\n"
     (backend / "app/export.py").write_text(caller)
-    invoke("apply", backend)
-    assert invoke("check", backend).exit_code == 0
-    assert invoke("check", "--strict", backend).exit_code == 1
+    before = (backend / DATA_LAYER).read_text()
+    result = invoke("apply", backend)
+    assert (backend / DATA_LAYER).read_text() == before, "its source is left as it is"
+    assert "POOL001" in result.stdout and "POOL002" in result.stdout
+    checked = invoke("check", backend)
+    assert checked.exit_code == 1
+    assert "app/export.py:2" in checked.stdout
 
 
 def test_json_report_has_files_edits_findings_and_errors(backend: Path) -> None:
@@ -130,7 +141,7 @@ def test_unparsable_file_exits_2_names_the_file_and_the_rest_is_applied(backend:
     result = invoke("apply", backend)
     assert result.exit_code == 2
     assert "broken.py: error: cannot parse" in result.output
-    assert "get_pool" in (backend / DATA_LAYER).read_text()
+    assert "getconn(" in (backend / DATA_LAYER).read_text()
 
 
 def test_internal_error_exits_2_not_1(backend: Path, monkeypatch: pytest.MonkeyPatch) -> None:
