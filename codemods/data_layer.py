@@ -977,7 +977,7 @@ def rows_are_shipped(path: str, sources: Mapping[str, str], *, pending: bool = T
     text = sources.get(path, "")
     if _RUNTIME_ROWS.search(text):
         return True
-    if _RUNTIME_SQLITE.search(text) and "psycopg2" not in text:
+    if _RUNTIME_SQLITE.search(text) and "psycopg2" not in text and "db_pool" not in text:
         return True
     if not pending:
         return False
