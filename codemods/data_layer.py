@@ -900,6 +900,22 @@ def _escapes(
                 info, node, f"`{var}` is bound to another connection in the same function", ""
             )
         if isinstance(parent, ast.Attribute):
+            call = parents.get(parent)
+            holder = parents.get(call) if isinstance(call, ast.Call) else None
+            if isinstance(holder, ast.Tuple):
+                holder = parents.get(holder)
+            stored = isinstance(holder, ast.Assign) and not all(
+                isinstance(t, ast.Name) for t in holder.targets
+            )
+            if parent.attr == "cursor" and (
+                isinstance(holder, ast.Return | ast.Yield | ast.YieldFrom) or stored
+            ):
+                return _problem(
+                    info,
+                    node,
+                    f"a cursor of `{var}` leaves the function, and with it the connection",
+                    _GIVE_BACK_HINT,
+                )
             continue
         if isinstance(parent, ast.If | ast.IfExp | ast.BoolOp | ast.withitem | ast.Assert):
             continue
