@@ -126,7 +126,8 @@ def test_the_copies_import_in_a_flat_app_without_a_package(tmp_path) -> None:
     runtime = Path(db_pool.__file__).parent
     for name in ("db_pool.py", "db_rows.py", "db_sqlite.py"):
         shutil.copy(runtime / name, tmp_path / name)
-    code = "import db_sqlite, db_pool; print(db_sqlite.get_db(':memory:').execute('SELECT 1').fetchone()[0])"
+    code = "import db_sqlite, db_pool\nprint(db_sqlite.get_db(':memory:').execute('SELECT 1')"
+    code += ".fetchone()[0])"
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
     )
