@@ -5,10 +5,10 @@ temporary folder and records: ``check`` (exit), ``apply`` (exit, files changed),
 ``apply`` (must change nothing), ``check`` after (exit), the verdict (``identical``: nothing
 written; ``migrated``: written and no connect-per-call left; ``partial``: written, some left),
 files that no longer compile (compiled before, not after), imports the run added that resolve to
-no file of the tree, and grep-level counts before -> after: connect calls
-(``psycopg2.connect``/``sqlite3.connect``, also through an alias or a bare imported ``connect``)
-outside the shipped runtime copies, integer subscripts ``[0]``..``[9]`` and named ones
-``["x"]``. Nothing here knows any particular repository.
+no file of the tree, and grep-level counts before -> after, outside test code and the shipped
+runtime copies: connect calls (``psycopg2.connect``/``sqlite3.connect``, also through an alias
+or a bare imported ``connect``), integer subscripts ``[0]``..``[9]`` and named ones ``["x"]``.
+Nothing here knows any particular repository.
 
 Run: ``python benchmarks/real_corpus.py [--tool claun-migrate] [--corpus DIR] [PATH ...]``
 (``--corpus DIR``: every subfolder of DIR is one backend). ``--json FILE`` also writes the
@@ -118,11 +118,21 @@ def connect_calls(source: bytes) -> int:
     return count
 
 
+def is_test(path: Path, root: Path) -> bool:
+    """Test code (which may connect directly to set up): test folders, test_*.py, conftest.py."""
+    parts = path.relative_to(root).parts
+    return (
+        path.name == "conftest.py"
+        or path.name.startswith("test_")
+        or any(p in {"tests", "test"} for p in parts[:-1])
+    )
+
+
 def measure(root: Path) -> tuple[int, int, int]:
-    """Connect calls outside the runtime copies, integer and named subscripts."""
+    """Connect calls, integer and named subscripts, outside tests and the runtime copies."""
     connects = ints = named = 0
     for path in python_files(root):
-        if path.name in RUNTIME_COPIES:
+        if path.name in RUNTIME_COPIES or is_test(path, root):
             continue
         source = path.read_bytes()
         text = source.decode("utf-8", "replace")
