@@ -2,8 +2,9 @@
 
 For each backend (a folder: a repository export or its backend folder) it works on a copy in a
 temporary folder and records: ``check`` (exit), ``apply`` (exit, files changed), a second
-``apply`` (must change nothing), ``check`` after (exit), the verdict (``identical``: nothing
-written; ``migrated``: written and no connect-per-call left; ``partial``: written, some left),
+``apply`` (must change nothing), ``check`` after (exit), the verdict (``broken``: a file no
+longer compiles or an added import resolves to nothing; else ``identical``: nothing written;
+``migrated``: written and no connect-per-call left; ``partial``: written, some left),
 files that no longer compile (compiled before, not after), imports the run added that resolve to
 no file of the tree, and grep-level counts before -> after, outside test code and the shipped
 runtime copies: connect calls (``psycopg2.connect``/``sqlite3.connect``, also through an alias
@@ -158,13 +159,18 @@ def imported_modules(source: bytes) -> set[tuple[int, str]]:
 
 
 def resolves(root: Path, importer: Path, level: int, module: str) -> bool:
-    """Whether an import names a module or package of the tree, or something outside it."""
+    """Whether an import names a module or package of the tree, or something outside it.
+
+    A relative import also needs its file inside a package (``__init__.py`` in every folder it
+    climbs): in a flat app, ``from .db_rows import x`` fails when the module is imported as
+    a top-level one.
+    """
     parts = module.split(".") if module else []
     if level:
-        base = importer.parent
-        for _ in range(level - 1):
-            base = base.parent
-        bases = [base]
+        climbed = [importer.parent, *importer.parent.parents][:level]
+        if not all((folder / "__init__.py").is_file() for folder in climbed):
+            return False
+        bases = [climbed[-1]]
     else:
         bases = [importer.parent, *[p for p in importer.parents if root in (p, *p.parents)]]
         top = parts[0] if parts else ""
@@ -221,7 +227,9 @@ def run_one(tool: list[str], backend: Path, work: Path) -> Row:
             if not resolves(copy, path, level, module):
                 row.unresolved_imports.append(f"{path.relative_to(copy)}: {'.' * level}{module}")
     row.connect_after, row.int_after, row.named_after = measure(copy)
-    if not row.changed:
+    if row.broken_compile or row.unresolved_imports:
+        row.verdict = "broken"
+    elif not row.changed:
         row.verdict = "identical"
     elif row.connect_after == 0:
         row.verdict = "migrated"

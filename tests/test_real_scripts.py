@@ -65,8 +65,18 @@ def test_an_added_import_of_a_missing_module_of_the_tree_is_unresolved(tmp_path)
     assert corpus.resolves(root, importer, 0, "app.services.database")
     assert not corpus.resolves(root, importer, 0, "app.services.db_sqlite")
     assert corpus.resolves(root, importer, 0, "flask")
-    assert corpus.resolves(root, root / "app/services/database.py", 1, "")
+    write(root, {"app/services/__init__.py": "", "app/services/db_rows.py": ""})
+    assert corpus.resolves(root, root / "app/services/database.py", 1, "db_rows")
+    assert corpus.resolves(root, root / "app/services/database.py", 2, "services.db_rows")
     assert not corpus.resolves(root, root / "app/services/database.py", 1, "db_pool")
+
+
+def test_a_relative_import_outside_a_package_is_unresolved(tmp_path):
+    """A flat app: db_sqlite.py beside app.py cannot import ``.db_rows``."""
+    corpus = load("real_corpus")
+    root = write(tmp_path, {"app.py": "", "db_sqlite.py": "", "db_rows.py": ""})
+    assert not corpus.resolves(root, root / "db_sqlite.py", 1, "db_rows")
+    assert corpus.resolves(root, root / "db_sqlite.py", 0, "db_rows")
 
 
 def test_corpus_run_on_the_fixture_reports_a_clean_idempotent_migration(tmp_path):
@@ -110,6 +120,7 @@ def test_corpus_run_flags_an_import_the_run_left_dangling(tmp_path):
     (row,) = json.loads(out.read_text())
     assert row["unresolved_imports"] == ["app.py: app.db_gone"]
     assert row["changed"] == ["app.py"] and row["idempotent"]
+    assert row["verdict"] == "broken"
 
 
 def test_corpus_rejects_a_missing_folder(tmp_path):
