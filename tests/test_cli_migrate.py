@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -36,14 +38,26 @@ def test_check_exits_1_while_changes_are_pending_and_lists_them(backend: Path) -
     assert f"{DATA_LAYER}: would change by pool-connections" in result.output
 
 
-def test_diff_exits_1_prints_a_unified_diff_and_writes_nothing(backend: Path) -> None:
+def test_diff_exits_1_prints_a_patch_that_git_applies_to_what_apply_writes(
+    backend: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(backend.parent)
     before = snapshot(backend)
-    result = invoke("diff", backend, "--color", "never")
+    result = invoke("diff", "backend", "--color", "never")
     assert result.exit_code == 1
-    assert f"+++ b/{backend.name}/{DATA_LAYER}" in result.stdout or "+++ b/" in result.stdout
-    assert "-        conn.close()\n" in result.stdout
+    assert f"--- a/backend/{DATA_LAYER}\n+++ b/backend/{DATA_LAYER}\n" in result.stdout
     assert "\x1b[" not in result.stdout
     assert snapshot(backend) == before
+    patched = Path(shutil.copytree(backend, backend.parent / "patched" / "backend"))
+    subprocess.run(
+        ["git", "apply", "-"],
+        input=result.stdout.encode(),
+        cwd=patched.parent,
+        env={**os.environ, "GIT_CEILING_DIRECTORIES": str(backend.parent)},
+        check=True,
+    )
+    assert invoke("apply", "backend").exit_code == 0
+    assert snapshot(patched) == snapshot(backend) != before
 
 
 def test_apply_dry_run_is_diff(backend: Path) -> None:
@@ -67,24 +81,48 @@ def test_apply_writes_summarises_and_then_check_and_diff_are_clean(backend: Path
     assert "\n0 files changed" in "\n" + invoke("apply", backend).output
 
 
+CALLER = "from app.services.database import get_db_connection\nconn = get_db_connection()\n"
+
+
 def test_review_items_fail_check_only_with_strict(backend: Path) -> None:
-    caller = "from app.services.database import get_db_connection\nconn = get_db_connection()\n"
-    (backend / "app/export.py").write_text(caller)
+    (backend / "app/export.py").write_text(CALLER)
     invoke("apply", backend)
     assert invoke("check", backend).exit_code == 0
     assert invoke("check", "--strict", backend).exit_code == 1
 
 
-def test_json_report_has_files_edits_findings_and_errors(backend: Path) -> None:
-    report = json.loads(invoke("check", "--format", "json", backend).stdout)
-    assert set(report) >= {"files_changed", "edits", "findings", "errors"}
-    assert any(f["file"].endswith(DATA_LAYER) for f in report["files_changed"])
-    assert report["edits"]["pool-connections"] > 0
-    assert report["errors"] == []
-    assert all(
-        {"file", "line", "column", "code", "message", "suggestion"} <= set(f)
-        for f in report["findings"]
-    )
+def test_json_report_lists_the_changed_files_edits_and_each_finding(
+    backend: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (backend / "app/export.py").write_text(CALLER)
+    monkeypatch.chdir(backend.parent)
+    report = json.loads(invoke("check", "--format", "json", "backend").stdout)
+    services = "backend/app/services/"
+    assert [(f["file"], f["created"]) for f in report["files_changed"]] == [
+        ("backend/app.py", False),
+        ("backend/app/__init__.py", False),
+        ("backend/app/models/database.py", False),
+        (services + "database.py", False),
+        (services + "db_pool.py", True),
+        (services + "db_rows.py", True),
+        (services + "db_sqlite.py", True),
+    ]
+    assert report["codemods"] == ["pool-connections", "sqlite-per-request"]
+    assert report["edits"]["pool-connections"] > 0 and report["edits"]["sqlite-per-request"] > 0
+    assert report["findings"] == [
+        {
+            "file": "backend/app/export.py",
+            "codemod": "pool-connections",
+            "line": 2,
+            "column": 8,
+            "code": "POOL001",
+            "message": "get_db_connection() outside execute_sql: this connection now comes from "
+            "the pool and must be given back, not closed",
+            "suggestion": "use execute_sql(), or return it with "
+            "get_pool(DATABASE_URL).putconn(conn) (release_db(conn) on SQLite) in a finally block",
+        }
+    ]
+    assert report["errors"] == [] and report["suppressed"] == 0 and report["written"] is False
 
 
 def test_json_diff_carries_the_patch_per_file(backend: Path) -> None:
@@ -124,12 +162,18 @@ def test_missing_path_is_a_usage_error(tmp_path: Path) -> None:
     assert invoke("check", tmp_path / "nowhere").exit_code == 2
 
 
-def test_unparsable_file_exits_2_names_the_file_and_the_rest_is_applied(backend: Path) -> None:
+def test_unparsable_file_exits_2_at_pythons_position_and_the_rest_is_applied(
+    backend: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     broken = backend / "app/routes/broken.py"
-    broken.write_text("from app.services.database import get_db_connection\ndef (:\n")
-    result = invoke("apply", backend)
+    broken.write_text("from app.services.database import get_db_connection\n\nx = (1,\ndef f(:\n")
+    with pytest.raises(SyntaxError) as python:
+        compile(broken.read_text(), str(broken), "exec")
+    monkeypatch.chdir(backend.parent)
+    result = invoke("apply", "backend")
     assert result.exit_code == 2
-    assert "broken.py: error: cannot parse" in result.output
+    where = f"backend/app/routes/broken.py:{python.value.lineno}:{python.value.offset}"
+    assert f"{where}: error: cannot parse: SyntaxError: {python.value.msg}\n" in result.output
     assert "get_pool" in (backend / DATA_LAYER).read_text()
 
 
