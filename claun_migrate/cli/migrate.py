@@ -199,6 +199,8 @@ def check(
     if strict and exit_zero:
         raise click.UsageError("--strict and --exit-zero contradict each other")
     outcome = run(paths, write=False, **options)
+    if outcome.no_files and fmt == "text":
+        return 0
     if statistics:
         click.echo(report.statistics(outcome.result, outcome.suppressed), nl=False)
     else:
@@ -233,7 +235,8 @@ def diff(color: str, exit_zero: bool, fmt: str, paths: tuple[Path, ...], **optio
     Exit 1 if changes are pending.
     """
     outcome = run(paths, write=False, **options)
-    _show_diff(outcome, fmt, color, options["quiet"])
+    if not (outcome.no_files and fmt == "text"):
+        _show_diff(outcome, fmt, color, options["quiet"])
     return exit_code(outcome, pending_fails=True, exit_zero=exit_zero)
 
 
@@ -263,6 +266,8 @@ def apply(
     if verify_first:
         return _apply_verified(paths, fmt, options)
     outcome = run(paths, write=not dry_run, **options)
+    if outcome.no_files and fmt == "text":
+        return 0
     if dry_run:
         _show_diff(outcome, fmt, color, options["quiet"])
         return exit_code(outcome, pending_fails=True)
