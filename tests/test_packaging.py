@@ -92,3 +92,11 @@ def test_a_fresh_core_install_runs_check_and_names_the_extra_for_verify(tmp_path
     )
     assert verify.returncode == 2
     assert VERIFY_EXTRA in verify.stderr
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    command = re.search(r"Install and run the tests.*?```sh\n(.+?)\n```", readme, re.DOTALL)
+    assert command is not None
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8").splitlines()
+    assert ci[-1] == command.group(1)
