@@ -3,7 +3,10 @@ NO_COLOR/FORCE_COLOR, and options that do not apply are refused instead of ignor
 
 from __future__ import annotations
 
+import io
 import shutil
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +14,7 @@ from click.testing import CliRunner
 from fixture_tools import BACKEND_DIR
 
 from claun_migrate.cli import main
+from claun_migrate.cli.migrate import _progress
 from claun_migrate.report import color_wanted
 
 DATA_LAYER = BACKEND_DIR / "app" / "services" / "database.py"
@@ -125,3 +129,31 @@ def test_force_color_colours_the_diff_when_piped(finding: Path) -> None:
     plain = invoke("diff", finding, env={"FORCE_COLOR": "", "NO_COLOR": ""}).stdout
     forced = invoke("diff", finding, env={"FORCE_COLOR": "1", "NO_COLOR": ""}).stdout
     assert "\x1b[" not in plain and "\x1b[32m+" in forced
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_work_over_the_delay_is_announced_on_a_terminal_then_wiped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    err = Terminal()
+    monkeypatch.setattr(sys, "stderr", err)
+    with _progress("checking 3 files", quiet=False, after=0.0):
+        deadline = time.monotonic() + 10
+        while "checking" not in err.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert err.getvalue() == "claun-migrate: checking 3 files...\r\x1b[K"
+
+
+@pytest.mark.parametrize(("stream", "quiet"), [(io.StringIO, False), (Terminal, True)])
+def test_no_progress_when_piped_or_quiet(
+    monkeypatch: pytest.MonkeyPatch, stream: type[io.StringIO], quiet: bool
+) -> None:
+    err = stream()
+    monkeypatch.setattr(sys, "stderr", err)
+    with _progress("checking 3 files", quiet=quiet, after=0.0):
+        time.sleep(0.2)
+    assert err.getvalue() == ""

@@ -7,8 +7,11 @@ parsed or written, or an internal error.
 
 from __future__ import annotations
 
+import contextlib
+import sys
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -116,15 +119,16 @@ def run(
             )
         return Run(RunResult(selected=[]), no_files=True)
     try:
-        result = migrate(
-            files,
-            write=write,
-            select=chosen.codemods,
-            ignore=chosen.ignored_codemods,
-            jobs=jobs,
-            cache_dir=None if no_cache else default_dir(),
-            confirm=write,
-        )
+        with _progress(f"{'applying' if write else 'checking'} {len(files)} files", quiet):
+            result = migrate(
+                files,
+                write=write,
+                select=chosen.codemods,
+                ignore=chosen.ignored_codemods,
+                jobs=jobs,
+                cache_dir=None if no_cache else default_dir(),
+                confirm=write,
+            )
     except SelectionError as exc:
         raise click.UsageError(str(exc)) from exc
     report.locate_syntax_errors(result)
@@ -133,6 +137,30 @@ def run(
         took = time.perf_counter() - started
         click.echo(f"codemods: {', '.join(result.selected)}; {took:.2f}s", err=True)
     return Run(result, suppressed)
+
+
+@contextlib.contextmanager
+def _progress(what: str, quiet: bool, after: float = 1.0) -> Iterator[None]:
+    """On a terminal, say what is running once it has taken ``after`` seconds (stderr only),
+    and wipe the line when it ends."""
+    if quiet or not sys.stderr.isatty():
+        yield
+        return
+    shown = threading.Event()
+
+    def show() -> None:
+        shown.set()
+        click.echo(f"claun-migrate: {what}...", nl=False, err=True)
+
+    timer = threading.Timer(after, show)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        if shown.is_set():
+            click.echo("\r\x1b[K", nl=False, err=True)
 
 
 def _config(paths: tuple[Path, ...], config_file: Path | None) -> Config:
