@@ -62,6 +62,7 @@ def local_config(repo: Path) -> None:
     (repo / ".pre-commit-config.yaml").write_text(f"repos:\n  - repo: local\n    hooks:\n{body}")
 
 
+@pytest.mark.slow
 def test_the_check_hook_fails_while_a_migration_is_pending_then_passes(
     repo: Path, tmp_path: Path
 ) -> None:
@@ -77,6 +78,7 @@ def test_the_check_hook_fails_while_a_migration_is_pending_then_passes(
     assert "claun-migrate check" in clean.stdout and "Passed" in clean.stdout
 
 
+@pytest.mark.slow
 def test_the_diff_hook_runs_in_the_manual_stage(repo: Path, tmp_path: Path) -> None:
     local_config(repo)
     result = pre_commit(
