@@ -157,39 +157,42 @@ _RULES = (
     ),
     Rule(
         "POOL001",
-        "direct-connection",
+        "connection-not-given-back",
         "pool-connections",
-        "`get_db_connection()` is called outside `execute_sql`",
-        "After the migration that connection comes from the pool: closing it instead of giving "
-        "it back leaks a pool slot until the pool reclaims it, and on SQLite it is the "
-        "request's shared connection.",
-        "conn = get_db_connection()\ncur = conn.cursor()\ncur.execute(sql)\nconn.close()",
-        "Use `execute_sql()`, or give the connection back with "
-        "`get_pool(DATABASE_URL).putconn(conn)` (`release_db(conn)` on SQLite) in a `finally` "
-        "block.",
+        "A site opens a connection that cannot be given back on every path",
+        "Pooled, a connection must go back to the pool where the legacy code closed it. When "
+        "it is handed out without a `finally` that closes it, returned along with other "
+        "values, used after it is closed, or bound to another connection in the same "
+        "function, no edit can give it back on every path, so its source is not migrated "
+        "either (POOL002) and `check` keeps failing: connect-per-call is still there.",
+        "def get_user(user_id):\n    conn = get_db_connection()\n"
+        "    return conn, conn.cursor()  # the caller must close it",
+        "Open and release it in one function: `conn = get_conn()` then `try: ... finally: "
+        "conn.close()`, or `with closing(get_conn()) as conn:`; then run again.",
     ),
     Rule(
         "POOL002",
-        "layer-not-migrated",
+        "connect-per-call-left",
         "pool-connections",
-        "A data layer the codemod cannot migrate is left as it is",
-        "Only `psycopg2.connect(DSN)` with one positional DSN (keyword options after it are "
-        "kept) and `sqlite3.connect(PATH)` alone are taken over, and the PostgreSQL and SQLite "
-        "branches must be told apart; anything else would be a guess.",
-        "def get_db_connection():\n    return psycopg2.connect(**DB_CONFIG)",
-        "Connect with one DSN (`psycopg2.connect(DATABASE_URL)`), or migrate the layer by hand "
-        "to the shipped pool.",
+        "A function still opens a new connection per call: not migrated",
+        "A connection source (a function returning `psycopg2.connect(...)` or "
+        "`sqlite3.connect(...)`) is migrated only when every site that uses it can give the "
+        "connection back; one that cannot (reported as POOL001) keeps the whole source "
+        "connect-per-call, and `check` fails while it is left.",
+        "def get_db_connection():\n    return psycopg2.connect(DATABASE_URL)\n\n\n"
+        "def export():\n    conn = get_db_connection()\n    return conn  # POOL001",
+        "Fix the sites reported as POOL001 (or give the connection back by hand), then run again.",
     ),
     Rule(
-        "SQLITE001",
-        "no-data-layer-for-app",
-        "sqlite-per-request",
-        "A Flask app is created but no data layer was found to import the runtime from",
-        "Per-request SQLite connections need `init_app(app)` from the shipped `db_sqlite`, which "
-        "is copied beside the data layer (`services/database.py`); without one the import "
-        "cannot be written.",
-        "app = Flask(__name__)  # and no services/database.py in the run",
-        "Include the data layer in the run, or add `init_app(app)` by hand.",
+        "POOL003",
+        "simple-connection-pool",
+        "pool-connections",
+        "psycopg2's SimpleConnectionPool is used",
+        "`SimpleConnectionPool` is not thread-safe: under a threaded server two threads can "
+        "get one connection, and it overshoots `maxconn`. A hand-made pool is kept as it is.",
+        "pool = psycopg2.pool.SimpleConnectionPool(1, 10, DATABASE_URL)",
+        "Use the shipped pool (replace the hand-made pool with `psycopg2.connect` and run "
+        "claun-migrate) or `psycopg2.pool.ThreadedConnectionPool`.",
     ),
     Rule(
         "GEN001",

@@ -18,12 +18,14 @@ from claun_migrate.cli.migrate import _progress
 from claun_migrate.report import color_wanted
 
 DATA_LAYER = BACKEND_DIR / "app" / "services" / "database.py"
-LEGACY_CALL = "from app.services.database import get_db_connection\n\nconn = get_db_connection()\n"
+LEGACY_CALL = (
+    'import psycopg2.pool\n\npool = psycopg2.pool.SimpleConnectionPool(1, 10, "dbname=x")\n'
+)
 
 
 @pytest.fixture
 def finding(tmp_path: Path) -> Path:
-    """A folder whose one file has one review item (POOL001) and nothing to change."""
+    """A folder whose one file has one review item (POOL003) and nothing to change."""
     (tmp_path / "export.py").write_text(LEGACY_CALL)
     return tmp_path
 
@@ -36,7 +38,7 @@ def test_quiet_prints_the_findings_without_the_summary(finding: Path) -> None:
     loud = invoke("check", finding).output.splitlines()
     quiet = invoke("check", "-q", finding).output.splitlines()
     assert quiet == loud[:-1]
-    assert loud[-1].startswith("0 files would change") and "POOL001" in quiet[0]
+    assert loud[-1].startswith("0 files would change") and "POOL003" in quiet[0]
 
 
 def test_verbose_names_the_configuration_and_the_codemods(finding: Path) -> None:
@@ -56,7 +58,7 @@ def test_statistics_count_findings_per_rule(finding: Path) -> None:
     result = invoke("check", "--statistics", "--strict", finding)
     assert result.exit_code == 1
     assert result.output.splitlines() == [
-        "    2  POOL001    direct-connection",
+        "    2  POOL003    simple-connection-pool",
         "2 review items; 0 files would change; 0 errors",
     ]
 

@@ -14,15 +14,13 @@ from click.testing import CliRunner
 from claun_migrate.cli import main
 from claun_migrate.config import ConfigError, load
 
-CALL = "conn = get_db_connection()"
+CALL = 'pool = psycopg2.pool.SimpleConnectionPool(1, 10, "dbname=x")'
 
 
 def project(tmp_path: Path, line: str = CALL, table: str = "") -> Path:
-    """A project whose one file has one POOL001 review item (a direct connection)."""
+    """A project whose one file has one POOL003 review item (a pool that is not thread-safe)."""
     (tmp_path / "pkg").mkdir()
-    (tmp_path / "pkg" / "export.py").write_text(
-        f"from app.services.database import get_db_connection\n\n{line}\n"
-    )
+    (tmp_path / "pkg" / "export.py").write_text(f"import psycopg2.pool\n\n{line}\n")
     (tmp_path / "pyproject.toml").write_text(f"[project]\nname = 'x'\n{table}")
     return tmp_path
 
@@ -35,12 +33,12 @@ def strict(*args: str | Path) -> tuple[int, str]:
 def test_the_review_item_fails_strict_when_nothing_suppresses_it(tmp_path: Path) -> None:
     code, out = strict(project(tmp_path))
     assert code == 1
-    assert "pkg/export.py:3:8: POOL001 " in out
+    assert "pkg/export.py:3:8: POOL003 " in out
 
 
 @pytest.mark.parametrize(
     "comment",
-    ["# noqa: POOL001", "# noqa: CM105, POOL001", "# noqa", "# claun-migrate: ignore[POOL001]"],
+    ["# noqa: POOL003", "# noqa: CM105, POOL003", "# noqa", "# claun-migrate: ignore[POOL003]"],
 )
 def test_an_inline_suppression_on_the_line_keeps_it_and_strict_passes(
     tmp_path: Path, comment: str
@@ -58,10 +56,10 @@ def test_a_suppression_naming_another_code_keeps_the_finding(tmp_path: Path, com
 @pytest.mark.parametrize(
     "table",
     [
-        '[tool.claun-migrate]\nignore = ["POOL001"]\n',
+        '[tool.claun-migrate]\nignore = ["POOL003"]\n',
         '[tool.claun-migrate]\nignore = ["POOL"]\n',
-        '[tool.claun-migrate.per-file-ignores]\n"pkg/export.py" = ["POOL001"]\n',
-        '[tool.claun-migrate.per-file-ignores]\n"pkg/*" = ["POOL001"]\n',
+        '[tool.claun-migrate.per-file-ignores]\n"pkg/export.py" = ["POOL003"]\n',
+        '[tool.claun-migrate.per-file-ignores]\n"pkg/*" = ["POOL003"]\n',
     ],
 )
 def test_the_configuration_ignores_it_found_upward_from_the_path(
@@ -73,15 +71,15 @@ def test_the_configuration_ignores_it_found_upward_from_the_path(
 
 
 def test_a_per_file_ignore_for_another_file_keeps_it(tmp_path: Path) -> None:
-    table = '[tool.claun-migrate.per-file-ignores]\n"other/*" = ["POOL001"]\n'
+    table = '[tool.claun-migrate.per-file-ignores]\n"other/*" = ["POOL003"]\n'
     assert strict(project(tmp_path, table=table))[0] == 1
 
 
 def test_ignore_on_the_command_line_takes_rule_codes(tmp_path: Path) -> None:
     root = project(tmp_path)
-    assert strict("--ignore", "POOL001", root)[0] == 0
+    assert strict("--ignore", "POOL003", root)[0] == 0
     assert strict("--select", "CM105", root)[0] == 0
-    assert strict("--select", "POOL001", root)[0] == 1
+    assert strict("--select", "POOL003", root)[0] == 1
 
 
 def test_exclude_in_the_configuration_drops_files_even_named_on_the_command_line(
@@ -100,7 +98,7 @@ def test_an_unknown_selector_is_a_usage_error_naming_both_kinds(tmp_path: Path) 
 
 
 def test_an_unknown_key_is_an_error_naming_the_file(tmp_path: Path) -> None:
-    root = project(tmp_path, table='[tool.claun-migrate]\nignores = ["POOL001"]\n')
+    root = project(tmp_path, table='[tool.claun-migrate]\nignores = ["POOL003"]\n')
     code, out = strict(root)
     assert code == 2
     assert f"{root / 'pyproject.toml'}: [tool.claun-migrate] unknown key ignores" in out
@@ -159,5 +157,5 @@ def test_a_project_with_its_own_codemods_package_runs(tmp_path: Path) -> None:
         env=env,
     )
     assert result.returncode == 0, result.stderr
-    assert "pkg/export.py:3:8: POOL001 " in result.stdout
+    assert "pkg/export.py:3:8: POOL003 " in result.stdout
     assert "1 of 2 files parsed" in result.stdout
