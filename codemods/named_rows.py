@@ -52,7 +52,7 @@ from libcst.metadata import (
 )
 
 from claun_migrate.codemods._sql import Column, create_tables, output_columns
-from claun_migrate.codemods._support import findings, rely_on, report
+from claun_migrate.codemods._support import rely_on, report
 from claun_migrate.codemods.data_layer import rows_are_shipped
 
 DESCRIPTION = 'Rewrite row[1] to row["name"] where the SQL proves the column; report the rest.'
@@ -261,12 +261,8 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
     # Reporting
 
     def _report(self, node: cst.CSTNode, code: str, message: str, suggestion: str) -> None:
-        """Record a review finding; also warn, which is how the libcst CLI shows it."""
-        before = len(findings(self.context))
+        """Record a review finding (``report`` also warns, which is how the libcst CLI shows it)."""
         report(self.context, node, code, message, suggestion)
-        if len(findings(self.context)) > before:
-            start = self.get_metadata(PositionProvider, node).start
-            self.warn(f"{start.line}:{start.column + 1} {code} {message}")
 
     def _code(self, node: cst.CSTNode) -> str:
         return self._module.code_for_node(node)
