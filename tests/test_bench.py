@@ -59,10 +59,11 @@ def test_each_client_keeps_one_connection_and_error_statuses_count(
 
 
 @pytest.mark.postgres
-def test_bench_serves_the_fixture_before_and_after_with_no_errors(
+def test_bench_under_cheroot_serves_the_fixture_before_and_after_with_no_errors(
     postgres_server_url: str,
 ) -> None:
     args = ["bench", str(FIXTURE), "--duration", "1", "--concurrency", "2", "--pool-size", "4"]
+    args += ["--server", "cheroot", "--no-limit"]
     args += ["--database-url", postgres_server_url, "--format", "json"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -73,6 +74,8 @@ def test_bench_serves_the_fixture_before_and_after_with_no_errors(
     # connect-per-call opens at least one connection per request; the pool at most its size
     assert before["connections_opened"] >= before["requests"]
     assert 1 <= after["connections_opened"] <= 4
+    assert after["peak_server_connections"] <= report["server_connection_bound"] == 4
+    assert report["settings"]["sides"] == ["before", "after"]
     assert report["speedup"] == pytest.approx(
         after["requests_per_second"] / before["requests_per_second"], rel=0.05
     )

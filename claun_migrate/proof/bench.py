@@ -1,8 +1,12 @@
 """Measure a migration: serve the code before and after it and drive the same load at both.
 
-Each side runs in its own process under the same threaded server (cheroot) on loopback, against
-its own fresh database on the same PostgreSQL server. The connections each side opened are
-read from ``pg_stat_database.sessions`` once its server process has exited.
+Each side runs under the same app server on loopback (gunicorn prefork workers with threads,
+or cheroot threads in one process), against its own fresh database on the same PostgreSQL
+server, one side after the other. Besides legacy and migrated, the migrated code runs under
+gunicorn ``--preload`` (its pool built before the fork), with one persistent connection per
+thread instead of the pool (the physical limit), and behind PgBouncer in transaction mode.
+Connections opened come from ``pg_stat_database.sessions``; the peak of server connections
+from polling ``pg_stat_activity`` while a side runs.
 """
 
 from __future__ import annotations
@@ -15,17 +19,21 @@ import select
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import click
 import psycopg2
 
 from claun_migrate.cli.exits import internal_errors_exit_2
+from claun_migrate.proof.gunicorn_serve import gunicorn_available, gunicorn_server
 from claun_migrate.proof.loadgen import Endpoint, LoadResult, run_load, send
+from claun_migrate.proof.pgbouncer import PgBouncer, PgBouncerUnavailable, pgbouncer
 from claun_migrate.proof.pgserver import (
     PostgresUnavailable,
     create_database,
@@ -45,6 +53,37 @@ START_TIMEOUT = 120.0
 BENCH_CANDIDATE = {"email": "candidate@bench.example", "user_type": "candidate"}
 BENCH_COMPANY = {"email": "company@bench.example", "user_type": "company"}
 BENCH_JOB = {"title": "Engineer", "description": "Benchmarks", "location": "Remote"}
+SIDE_TITLES = {
+    "before": "before",
+    "after": "after",
+    "after_preload": "after+preload",
+    "limit": "persistent",
+    "pgbouncer": "pgbouncer",
+}
+
+
+@dataclass(frozen=True)
+class Serving:
+    """How a side is served: the app, the server and its sizes, the pool size."""
+
+    app: str
+    init: str | None
+    server: str
+    workers: int
+    threads: int
+    pool_size: int
+
+
+@dataclass(frozen=True)
+class Side:
+    """One configuration measured: which tree and how it reaches the database."""
+
+    label: str
+    tree: str
+    preload: bool = False
+    persistent: bool = False
+    pgbouncer: bool = False
+    instances: int = 1
 
 
 @dataclass
@@ -53,9 +92,14 @@ class SideResult:
 
     load: LoadResult
     connections: int
+    peak: int
 
     def to_dict(self) -> dict[str, object]:
-        return {**self.load.to_dict(), "connections_opened": self.connections}
+        return {
+            **self.load.to_dict(),
+            "connections_opened": self.connections,
+            "peak_server_connections": self.peak,
+        }
 
 
 def sessions(server_url: str, dbname: str) -> int:
@@ -84,15 +128,45 @@ def settled_sessions(server_url: str, dbname: str, seconds: float = 5.0) -> int:
 
 
 @contextlib.contextmanager
+def peak_connections(
+    server_url: str, dbname: str, interval: float = 0.02
+) -> Iterator[Callable[[], int]]:
+    """Poll the client connections to ``dbname`` until exit; yield a function giving the peak."""
+    conn = psycopg2.connect(server_url)
+    conn.autocommit = True  # a fresh pg_stat_activity snapshot at every poll
+    peak = [0]
+    stop = threading.Event()
+
+    def poll() -> None:
+        with conn.cursor() as cur:
+            while not stop.is_set():
+                cur.execute(
+                    "SELECT count(*) FROM pg_stat_activity "
+                    "WHERE datname = %s AND backend_type = 'client backend'",
+                    (dbname,),
+                )
+                peak[0] = max(peak[0], cur.fetchone()[0])
+                stop.wait(interval)
+
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield lambda: peak[0]
+    finally:
+        stop.set()
+        thread.join()
+        conn.close()
+
+
+@contextlib.contextmanager
 def serve(
-    root: Path, env: dict[str, str], app: str, init: str | None, threads: int
+    root: Path, env: dict[str, str], app: str, init: str | None, threads: int, persistent: bool
 ) -> Iterator[int]:
-    """Start ``root``'s app in a wsgi_serve subprocess and yield its port; stop it on exit."""
+    """Start ``root``'s app in a wsgi_serve (cheroot) subprocess, yield its port, stop it."""
     command = [sys.executable, "-m", "claun_migrate.proof.wsgi_serve", str(root), "--app", app]
     command += ["--threads", str(threads)]
-    if init == "auto":
-        init = "db_init.py" if (root / "db_init.py").exists() else None
     command += ["--init", init] if init else []
+    command += ["--persistent"] if persistent else []
     with tempfile.TemporaryFile() as log:
         proc = subprocess.Popen(
             command, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=log
@@ -114,6 +188,32 @@ def serve(
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+
+@contextlib.contextmanager
+def serve_side(
+    root: Path, env: dict[str, str], side: Side, serving: Serving
+) -> Iterator[list[int]]:
+    """Start ``side.instances`` servers for ``root`` (the first creates the schema); yield ports."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for instance in range(side.instances):
+            init = serving.init if instance == 0 else None
+            if serving.server == "gunicorn":
+                server = gunicorn_server(
+                    root,
+                    env,
+                    app=serving.app,
+                    init=init,
+                    workers=serving.workers,
+                    threads=serving.threads,
+                    preload=side.preload,
+                    persistent=side.persistent,
+                )
+            else:
+                server = serve(root, env, serving.app, init, serving.threads, side.persistent)
+            ports.append(stack.enter_context(server))
+        yield ports
 
 
 def seed(port: int) -> tuple[dict[str, str], dict[str, str]]:
@@ -145,32 +245,36 @@ def run_side(
     root: Path,
     server_url: str,
     endpoints: Sequence[Endpoint],
+    side: Side,
+    serving: Serving,
     *,
-    app: str,
-    init: str | None,
-    threads: int,
     duration: float,
     concurrency: int,
-    pool_size: int,
+    bouncer: PgBouncer | None = None,
 ) -> SideResult:
-    """Serve ``root`` against a fresh database, drive the load, count connections opened."""
+    """Serve ``root`` against a fresh database, drive the load, count server connections."""
     database_url = create_database(server_url)
     dbname = urlsplit(database_url).path.lstrip("/")
-    env = suite_env({"DATABASE_URL": database_url, "DB_POOL_MAX_SIZE": str(pool_size)})
+    url = bouncer.url(database_url) if side.pgbouncer and bouncer else database_url
+    env = suite_env({"DATABASE_URL": url, "DB_POOL_MAX_SIZE": str(serving.pool_size)})
     try:
         opened_before = sessions(server_url, dbname)
-        with serve(root, env, app, init, threads) as port:
-            headers, values = seed(port)
+        with (
+            peak_connections(server_url, dbname) as peak,
+            serve_side(root, env, side, serving) as ports,
+        ):
+            headers, values = seed(ports[0])
             mix = [Endpoint(e.method, e.path.format_map(_Keep(values)), e.body) for e in endpoints]
             load = run_load(
                 "127.0.0.1",
-                port,
+                ports,
                 mix,
                 duration=duration,
                 concurrency=concurrency,
                 headers=headers,
             )
-        return SideResult(load, settled_sessions(server_url, dbname) - opened_before)
+        opened = settled_sessions(server_url, dbname) - opened_before
+        return SideResult(load, opened, peak())
     finally:
         drop_database(database_url)
 
@@ -182,6 +286,25 @@ class _Keep(dict[str, str]):
         return "{" + key + "}"
 
 
+def plan_sides(
+    server: str, *, preload: bool, limit: bool, with_pgbouncer: bool, instances: int
+) -> list[Side]:
+    """The sides to measure, in order: legacy, migrated, then the variants asked for."""
+    sides = [Side("before", "before"), Side("after", "after")]
+    if preload and server == "gunicorn":
+        sides.append(Side("after_preload", "after", preload=True))
+    if limit:
+        sides.append(Side("limit", "after", persistent=True))
+    if with_pgbouncer:
+        sides.append(Side("pgbouncer", "after", pgbouncer=True, instances=instances))
+    return sides
+
+
+def default_server() -> str:
+    """gunicorn where it is installed, else cheroot."""
+    return "gunicorn" if gunicorn_available() else "cheroot"
+
+
 def bench(
     path: Path,
     *,
@@ -191,71 +314,128 @@ def bench(
     auth: str = "trust",
     app: str = "app.py:app",
     init: str | None = "auto",
-    threads: int = 16,
+    server: str | None = None,
+    workers: int = 4,
+    threads: int | None = None,
     duration: float = 10.0,
     concurrency: int = 8,
-    pool_size: int = 10,
+    pool_size: int | None = None,
+    preload: bool = True,
+    limit: bool = True,
+    with_pgbouncer: bool = False,
+    pgbouncer_pool_size: int = 4,
+    instances: int = 2,
 ) -> dict[str, object]:
-    """Benchmark ``path`` as it is against a migrated copy; return the JSON-ready report."""
-    options = {
-        "app": app,
-        "init": init,
-        "threads": threads,
-        "duration": duration,
-        "concurrency": concurrency,
-        "pool_size": pool_size,
-    }
-    with tempfile.TemporaryDirectory(prefix="claun-bench-") as work:
-        before = copy_tree(path, Path(work) / "before" / path.name)
-        after = copy_tree(path, Path(work) / "after" / path.name)
-        migrate(after)
-        with postgres_server(database_url, auth=auth, max_connections=300) as server_url:
-            sides = {
-                label: run_side(root, server_url, endpoints, **options)  # type: ignore[arg-type]
-                for label, root in (("before", before), ("after", after))
-            }
-    rates = [side.load.requests_per_second for side in sides.values()]
-    return {
-        "before": sides["before"].to_dict(),
-        "after": sides["after"].to_dict(),
-        "speedup": round(rates[1] / rates[0], 2) if rates[0] else None,
-        "settings": {
-            **options,
-            "endpoints": [str(e) for e in endpoints],
-            "database": "given URL" if database_url else f"embedded PostgreSQL, auth={auth}",
-            "cpus": os.cpu_count(),
-        },
-    }
+    """Benchmark ``path`` as it is against a migrated copy; return the JSON-ready report.
 
-
-def render_text(report: dict[str, object]) -> str:
-    """Both sides side by side, then the speed-up and the settings."""
-    before, after = report["before"], report["after"]
-    assert isinstance(before, dict) and isinstance(after, dict)
-    rows = [
-        ("requests/s", "requests_per_second", "{:.1f}"),
-        ("p50 latency ms", "p50_ms", "{:.2f}"),
-        ("p95 latency ms", "p95_ms", "{:.2f}"),
-        ("p99 latency ms", "p99_ms", "{:.2f}"),
-        ("requests", "requests", "{}"),
-        ("errors", "errors", "{}"),
-        ("connections opened", "connections_opened", "{}"),
-    ]
-    lines = [f"{'':<20}{'before':>12}{'after':>12}"]
-    for title, key, fmt in rows:
-        lines.append(f"{title:<20}{fmt.format(before[key]):>12}{fmt.format(after[key]):>12}")
-    lines.append(f"speed-up (after/before requests/s): {report['speedup']}x")
-    settings = report["settings"]
-    assert isinstance(settings, dict)
-    lines.append(
-        f"{settings['database']}; {settings['concurrency']} clients for {settings['duration']}s; "
-        f"{settings['threads']} server threads; pool size {settings['pool_size']}; "
-        f"{settings['cpus']} CPUs; "
-        f"endpoints: {', '.join(settings['endpoints'])}"
+    ``threads`` defaults to 4 per gunicorn worker, 16 under cheroot; ``pool_size`` (the
+    migrated pool's ``DB_POOL_MAX_SIZE``, per process) to ``threads``.
+    """
+    server = server or default_server()
+    workers = workers if server == "gunicorn" else 1
+    threads = threads or (4 if server == "gunicorn" else 16)
+    if init == "auto":
+        init = "db_init.py" if (path / "db_init.py").exists() else None
+    serving = Serving(app, init, server, workers, threads, pool_size or threads)
+    sides = plan_sides(
+        server, preload=preload, limit=limit, with_pgbouncer=with_pgbouncer, instances=instances
     )
-    for label, side in (("before", before), ("after", after)):
-        for sample in side["error_samples"]:
-            lines.append(f"{label} error: {sample}")
+    load = {"duration": duration, "concurrency": concurrency}
+    with tempfile.TemporaryDirectory(prefix="claun-bench-") as work:
+        trees = {
+            "before": copy_tree(path, Path(work) / "before" / path.name),
+            "after": copy_tree(path, Path(work) / "after" / path.name),
+        }
+        migrate(trees["after"])
+        with (
+            postgres_server(database_url, auth=auth, max_connections=300) as server_url,
+            contextlib.ExitStack() as stack,
+        ):
+            bouncer = None
+            if with_pgbouncer:
+                bouncer = stack.enter_context(pgbouncer(server_url, pool_size=pgbouncer_pool_size))
+            results = {
+                side.label: run_side(
+                    trees[side.tree], server_url, endpoints, side, serving, **load, bouncer=bouncer
+                )
+                for side in sides
+            }
+    report: dict[str, object] = {label: result.to_dict() for label, result in results.items()}
+    rate = {label: result.load.requests_per_second for label, result in results.items()}
+    report["speedup"] = round(rate["after"] / rate["before"], 2) if rate["before"] else None
+    if "limit" in rate:
+        report["limit_ratio"] = round(rate["after"] / rate["limit"], 3) if rate["limit"] else None
+    report["server_connection_bound"] = serving.workers * serving.pool_size
+    report["settings"] = {
+        **{key: value for key, value in vars(serving).items()},
+        **load,
+        "sides": [side.label for side in sides],
+        "endpoints": [str(e) for e in endpoints],
+        "database": "given URL" if database_url else f"embedded PostgreSQL, auth={auth}",
+        "cpus": os.cpu_count(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }
+    if with_pgbouncer:
+        report["pgbouncer_pool_size"] = pgbouncer_pool_size
+        report["settings"]["pgbouncer_instances"] = instances  # type: ignore[index]
+    return report
+
+
+ROWS = (
+    ("requests/s", "requests_per_second", "{:.1f}"),
+    ("p50 latency ms", "p50_ms", "{:.2f}"),
+    ("p95 latency ms", "p95_ms", "{:.2f}"),
+    ("p99 latency ms", "p99_ms", "{:.2f}"),
+    ("requests", "requests", "{}"),
+    ("errors", "errors", "{}"),
+    ("connections opened", "connections_opened", "{}"),
+    ("peak server conns", "peak_server_connections", "{}"),
+)
+
+
+def render_text(report: dict[str, Any]) -> str:
+    """The sides in columns, then the ratios, the connection bounds and the settings."""
+    settings = report["settings"]
+    labels = settings["sides"]
+    lines = [f"{'':<20}" + "".join(f"{SIDE_TITLES[label]:>15}" for label in labels)]
+    for title, key, fmt in ROWS:
+        cells = "".join(f"{fmt.format(report[label][key]):>15}" for label in labels)
+        lines.append(f"{title:<20}{cells}")
+    lines.append(f"speed-up (after/before requests/s): {report['speedup']}x")
+    if "limit_ratio" in report:
+        lines.append(
+            f"after/persistent requests/s: {report['limit_ratio']} (the pool against one "
+            "persistent connection per server thread, no pool)"
+        )
+    bound = report["server_connection_bound"]
+    peaks = ", ".join(
+        f"{SIDE_TITLES[label]} {report[label]['peak_server_connections']}"
+        for label in labels
+        if label in ("after", "after_preload")
+    )
+    lines.append(
+        f"peak server connections: {peaks}; bound workers x max_size = "
+        f"{settings['workers']} x {settings['pool_size']} = {bound}"
+    )
+    if "pgbouncer" in report:
+        side = report["pgbouncer"]
+        clients = settings["pgbouncer_instances"] * bound
+        lines.append(
+            f"through PgBouncer (transaction mode, pool size {report['pgbouncer_pool_size']}; "
+            f"{settings['pgbouncer_instances']} {settings['server']} servers, up to {clients} "
+            f"client connections): peak server connections {side['peak_server_connections']}, "
+            f"errors {side['errors']}"
+        )
+    workers = f"{settings['workers']} workers x " if settings["server"] == "gunicorn" else ""
+    lines.append(
+        f"{settings['database']}; {settings['server']} {workers}{settings['threads']} threads; "
+        f"pool max_size {settings['pool_size']}; {settings['concurrency']} clients for "
+        f"{settings['duration']}s per side; {settings['cpus']} CPUs, load average "
+        f"{settings['load_average']} at the end; endpoints: {', '.join(settings['endpoints'])}"
+    )
+    for label in labels:
+        for sample in report[label]["error_samples"]:
+            lines.append(f"{SIDE_TITLES[label]} error: {sample}")
     return "\n".join(lines)
 
 
@@ -287,49 +467,79 @@ def render_text(report: dict[str, object]) -> str:
     help="What creates the schema: a script (file.py, run as __main__) or module:callable; "
     "auto runs PATH/db_init.py when there is one.",
 )
-@click.option("--threads", default=16, show_default=True, help="Server worker threads.")
 @click.option(
-    "--pool-size", default=10, show_default=True, help="DB_POOL_MAX_SIZE of the after side."
+    "--server",
+    type=click.Choice(["gunicorn", "cheroot"]),
+    help="App server: gunicorn prefork workers (default where installed) or cheroot threads "
+    "in one process.",
+)
+@click.option("--workers", default=4, show_default=True, help="gunicorn worker processes.")
+@click.option(
+    "--threads", type=int, help="Threads per server process [default: 4 gunicorn, 16 cheroot]."
+)
+@click.option(
+    "--pool-size",
+    type=int,
+    help="DB_POOL_MAX_SIZE of the migrated pool, per process [default: --threads].",
+)
+@click.option(
+    "--preload/--no-preload",
+    default=True,
+    show_default=True,
+    help="Also serve the migrated code under gunicorn --preload (pool built before the fork).",
+)
+@click.option(
+    "--limit/--no-limit",
+    default=True,
+    show_default=True,
+    help="Also serve the migrated code with one persistent connection per thread, no pool.",
+)
+@click.option(
+    "--pgbouncer",
+    "with_pgbouncer",
+    is_flag=True,
+    help="Also serve the migrated code from several servers through PgBouncer (transaction "
+    "pooling; needs the pgbouncer binary).",
+)
+@click.option(
+    "--pgbouncer-pool-size", default=4, show_default=True, help="PgBouncer's server pool size."
+)
+@click.option(
+    "--pgbouncer-servers",
+    "instances",
+    default=2,
+    show_default=True,
+    help="App servers behind PgBouncer.",
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @internal_errors_exit_2
 def bench_command(
     path: Path,
-    duration: float,
-    concurrency: int,
     endpoints: tuple[str, ...],
-    auth: str,
-    database_url: str | None,
-    app: str,
+    server: str | None,
     init: str,
-    threads: int,
-    pool_size: int,
     fmt: str,
+    **options: Any,
 ) -> int:
     """Serve PATH as it is and migrated, drive the same requests at both, compare.
 
-    Prints requests/s, p50/p95/p99 latency, errors and PostgreSQL connections opened for
-    both sides and the speed-up (after/before requests/s). Exit 1 when a request failed.
+    Prints, per side, requests/s, p50/p95/p99 latency, errors, PostgreSQL connections opened
+    and the peak of server connections, then the speed-up (after/before requests/s), the
+    migrated pool against one persistent connection per thread, and the connection bounds.
+    Exit 1 when a request failed.
     """
+    if server == "gunicorn" and not gunicorn_available():
+        raise click.UsageError("--server gunicorn: gunicorn is not installed (pip install it)")
     try:
         parsed = [Endpoint.parse(spec) for spec in endpoints or DEFAULT_ENDPOINTS]
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--endpoint") from exc
     try:
         report = bench(
-            path.resolve(),
-            endpoints=parsed,
-            database_url=database_url,
-            auth=auth,
-            app=app,
-            init=init or None,
-            threads=threads,
-            duration=duration,
-            concurrency=concurrency,
-            pool_size=pool_size,
+            path.resolve(), endpoints=parsed, server=server, init=init or None, **options
         )
-    except (psycopg2.Error, PostgresUnavailable, RuntimeError) as exc:
+    except (psycopg2.Error, PostgresUnavailable, PgBouncerUnavailable, RuntimeError) as exc:
         raise VerifyError(str(exc)) from exc
     click.echo(json.dumps(report, indent=2) if fmt == "json" else render_text(report))
-    errors = [report[side]["errors"] for side in ("before", "after")]  # type: ignore[index]
-    return 1 if any(errors) else 0
+    sides = report["settings"]["sides"]  # type: ignore[index]
+    return 1 if any(report[side]["errors"] for side in sides) else 0  # type: ignore[index]

@@ -11,6 +11,7 @@ import http.client
 import itertools
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -84,7 +85,7 @@ def send(
 
 def run_load(
     host: str,
-    port: int,
+    port: int | Sequence[int],
     endpoints: list[Endpoint],
     *,
     duration: float,
@@ -95,8 +96,10 @@ def run_load(
     """Drive ``endpoints`` from ``concurrency`` keep-alive clients for ``duration`` seconds.
 
     Each client first sends every endpoint ``warmup`` times, untimed. Responses with a status
-    of 400 or more and failed requests count as errors.
+    of 400 or more and failed requests count as errors. Given several ports (servers), client
+    ``i`` talks to ``port[i % len(port)]``.
     """
+    ports = [port] if isinstance(port, int) else list(port)
     headers = headers or {}
     counter = itertools.count()
     lock = threading.Lock()
@@ -112,6 +115,7 @@ def run_load(
     def client(offset: int) -> None:
         latencies: list[float] = []
         errors: list[str] = []
+        port = ports[offset % len(ports)]
         conn = http.client.HTTPConnection(host, port, timeout=30)
         order = endpoints[offset % len(endpoints) :] + endpoints[: offset % len(endpoints)]
         try:
@@ -148,7 +152,7 @@ def run_load(
     try:
         ready.wait(timeout=60)
     except threading.BrokenBarrierError as exc:
-        raise RuntimeError(f"a load client could not reach {host}:{port} in warm-up") from exc
+        raise RuntimeError(f"a load client could not reach {host}:{ports} in warm-up") from exc
     for thread in threads:
         thread.join()
     result.seconds = time.perf_counter() - clock["start"]
