@@ -68,7 +68,8 @@ def test_gunicorn_sides_serve_without_errors_within_workers_x_max_size(
     postgres_server_url: str,
 ) -> None:
     args = ["bench", str(FIXTURE), "--server", "gunicorn", "--workers", "2", "--threads", "2"]
-    args += ["--duration", "1", "--concurrency", "4", "--database-url", postgres_server_url]
+    args += ["--duration", "1", "--rounds", "2", "--concurrency", "4"]
+    args += ["--database-url", postgres_server_url]
     result = CliRunner().invoke(main, [*args, "--format", "json"])
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)

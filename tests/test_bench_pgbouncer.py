@@ -42,7 +42,7 @@ def test_through_pgbouncer_server_connections_stay_within_its_pool_and_nothing_f
 ) -> None:
     server = "gunicorn" if gunicorn_available() else "cheroot"
     args = ["bench", str(FIXTURE), "--server", server, "--workers", "2", "--threads", "2"]
-    args += ["--duration", "1", "--concurrency", "6", "--no-preload", "--no-limit"]
+    args += ["--duration", "1", "--rounds", "2", "--concurrency", "6", "--no-preload", "--no-limit"]
     args += ["--pgbouncer", "--pgbouncer-pool-size", "2", "--pgbouncer-servers", "2"]
     args += ["--database-url", postgres_server_url, "--format", "json"]
     result = CliRunner().invoke(main, args)

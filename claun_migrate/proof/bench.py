@@ -2,11 +2,11 @@
 
 Each side runs under the same app server on loopback (gunicorn prefork workers with threads,
 or cheroot threads in one process), against its own fresh database on the same PostgreSQL
-server, one side after the other. Besides legacy and migrated, the migrated code runs under
-gunicorn ``--preload`` (its pool built before the fork), with one persistent connection per
-thread instead of the pool (the physical limit), and behind PgBouncer in transaction mode.
-Connections opened come from ``pg_stat_database.sessions``; the peak of server connections
-from polling ``pg_stat_activity`` while a side runs.
+server; all sides are up at once and take turns under load. Besides legacy and migrated, the
+migrated code runs under gunicorn ``--preload`` (its pool built before the fork), with one
+persistent connection per thread instead of the pool (the physical limit), and behind
+PgBouncer in transaction mode. Connections opened come from ``pg_stat_database.sessions``;
+the peak of server connections from polling ``pg_stat_activity`` while a side is up.
 """
 
 from __future__ import annotations
@@ -241,42 +241,79 @@ def seed(port: int) -> tuple[dict[str, str], dict[str, str]]:
     return headers, {key: str(value) for key, value in values.items() if value is not None}
 
 
-def run_side(
-    root: Path,
+@dataclass
+class _Running:
+    """A side whose servers are up: where to send its load and what it measured so far."""
+
+    dbname: str
+    opened_before: int
+    peak: Callable[[], int]
+    servers: contextlib.ExitStack
+    ports: list[int]
+    mix: list[Endpoint]
+    headers: dict[str, str]
+    load: LoadResult
+
+
+def run_sides(
+    trees: dict[str, Path],
     server_url: str,
     endpoints: Sequence[Endpoint],
-    side: Side,
+    sides: Sequence[Side],
     serving: Serving,
     *,
     duration: float,
     concurrency: int,
+    rounds: int = 1,
     bouncer: PgBouncer | None = None,
-) -> SideResult:
-    """Serve ``root`` against a fresh database, drive the load, count server connections."""
-    database_url = create_database(server_url)
-    dbname = urlsplit(database_url).path.lstrip("/")
-    url = bouncer.url(database_url) if side.pgbouncer and bouncer else database_url
-    env = suite_env({"DATABASE_URL": url, "DB_POOL_MAX_SIZE": str(serving.pool_size)})
-    try:
-        opened_before = sessions(server_url, dbname)
-        with (
-            peak_connections(server_url, dbname) as peak,
-            serve_side(root, env, side, serving) as ports,
-        ):
+) -> dict[str, SideResult]:
+    """Serve every side at once, each on a fresh database; drive them in turn; count.
+
+    The load runs in ``rounds`` rounds of ``duration / rounds`` seconds per side, the order
+    rotating each round, so that a change in the machine's background load falls on all sides
+    alike instead of on whichever side ran at the time.
+    """
+    with contextlib.ExitStack() as stack:
+        running: dict[str, _Running] = {}
+        for side in sides:
+            database_url = create_database(server_url)
+            stack.callback(drop_database, database_url)
+            dbname = urlsplit(database_url).path.lstrip("/")
+            url = bouncer.url(database_url) if side.pgbouncer and bouncer else database_url
+            env = suite_env({"DATABASE_URL": url, "DB_POOL_MAX_SIZE": str(serving.pool_size)})
+            opened_before = sessions(server_url, dbname)
+            peak = stack.enter_context(peak_connections(server_url, dbname))
+            servers = stack.enter_context(contextlib.ExitStack())
+            ports = servers.enter_context(serve_side(trees[side.tree], env, side, serving))
             headers, values = seed(ports[0])
             mix = [Endpoint(e.method, e.path.format_map(_Keep(values)), e.body) for e in endpoints]
-            load = run_load(
-                "127.0.0.1",
-                ports,
-                mix,
-                duration=duration,
-                concurrency=concurrency,
-                headers=headers,
+            running[side.label] = _Running(
+                dbname, opened_before, peak, servers, ports, mix, headers, LoadResult(0.0)
             )
-        opened = settled_sessions(server_url, dbname) - opened_before
-        return SideResult(load, opened, peak())
-    finally:
-        drop_database(database_url)
+        labels = list(running)
+        for turn in range(rounds):
+            for label in labels[turn % len(labels) :] + labels[: turn % len(labels)]:
+                side = running[label]
+                side.load.add(
+                    run_load(
+                        "127.0.0.1",
+                        side.ports,
+                        side.mix,
+                        duration=duration / rounds,
+                        concurrency=concurrency,
+                        headers=side.headers,
+                    )
+                )
+        for side in running.values():
+            side.servers.close()
+        return {
+            label: SideResult(
+                side.load,
+                settled_sessions(server_url, side.dbname) - side.opened_before,
+                side.peak(),
+            )
+            for label, side in running.items()
+        }
 
 
 class _Keep(dict[str, str]):
@@ -325,6 +362,7 @@ def bench(
     with_pgbouncer: bool = False,
     pgbouncer_pool_size: int = 4,
     instances: int = 2,
+    rounds: int = 10,
 ) -> dict[str, object]:
     """Benchmark ``path`` as it is against a migrated copy; return the JSON-ready report.
 
@@ -340,7 +378,7 @@ def bench(
     sides = plan_sides(
         server, preload=preload, limit=limit, with_pgbouncer=with_pgbouncer, instances=instances
     )
-    load = {"duration": duration, "concurrency": concurrency}
+    load = {"duration": duration, "concurrency": concurrency, "rounds": rounds}
     with tempfile.TemporaryDirectory(prefix="claun-bench-") as work:
         trees = {
             "before": copy_tree(path, Path(work) / "before" / path.name),
@@ -354,12 +392,9 @@ def bench(
             bouncer = None
             if with_pgbouncer:
                 bouncer = stack.enter_context(pgbouncer(server_url, pool_size=pgbouncer_pool_size))
-            results = {
-                side.label: run_side(
-                    trees[side.tree], server_url, endpoints, side, serving, **load, bouncer=bouncer
-                )
-                for side in sides
-            }
+            results = run_sides(
+                trees, server_url, endpoints, sides, serving, **load, bouncer=bouncer
+            )
     report: dict[str, object] = {label: result.to_dict() for label, result in results.items()}
     rate = {label: result.load.requests_per_second for label, result in results.items()}
     report["speedup"] = round(rate["after"] / rate["before"], 2) if rate["before"] else None
@@ -430,7 +465,8 @@ def render_text(report: dict[str, Any]) -> str:
     lines.append(
         f"{settings['database']}; {settings['server']} {workers}{settings['threads']} threads; "
         f"pool max_size {settings['pool_size']}; {settings['concurrency']} clients for "
-        f"{settings['duration']}s per side; {settings['cpus']} CPUs, load average "
+        f"{settings['duration']}s per side in {settings['rounds']} rounds taking turns; "
+        f"{settings['cpus']} CPUs, load average "
         f"{settings['load_average']} at the end; endpoints: {', '.join(settings['endpoints'])}"
     )
     for label in labels:
@@ -443,6 +479,12 @@ def render_text(report: dict[str, Any]) -> str:
 @click.argument("path", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--duration", default=10.0, show_default=True, help="Seconds of load per side.")
 @click.option("--concurrency", default=8, show_default=True, help="Keep-alive client threads.")
+@click.option(
+    "--rounds",
+    default=10,
+    show_default=True,
+    help="Split each side's load into this many rounds, the sides taking turns.",
+)
 @click.option(
     "--endpoint",
     "endpoints",

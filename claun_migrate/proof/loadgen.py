@@ -60,6 +60,13 @@ class LoadResult:
         rank = max(0, min(len(ordered) - 1, round(percent / 100 * len(ordered)) - 1))
         return ordered[rank] * 1000
 
+    def add(self, other: LoadResult) -> None:
+        """Count ``other`` (a later round of the same load) into this result."""
+        self.seconds += other.seconds
+        self.latencies.extend(other.latencies)
+        self.errors += other.errors
+        self.error_samples.extend(other.error_samples[: 5 - len(self.error_samples)])
+
     def to_dict(self) -> dict[str, object]:
         return {
             "requests": self.requests,
