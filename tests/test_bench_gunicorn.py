@@ -7,6 +7,7 @@ import json
 import shutil
 import sys
 import threading
+import types
 from pathlib import Path
 
 import psycopg2
@@ -22,7 +23,7 @@ FIXTURE = Path(__file__).parent.parent / "fixtures/legacy_backend/backend"
 needs_gunicorn = pytest.mark.skipif(not gunicorn_available(), reason="gunicorn is not installed")
 
 
-def backend_pool_class(tmp_path: Path) -> type:
+def backend_pool_module(tmp_path: Path) -> types.ModuleType:
     """The shipped pool module as a backend holds it: a copy under ``tmp_path``, imported."""
     shutil.copy(db_pool.__file__, tmp_path / "db_pool.py")
     spec = importlib.util.spec_from_file_location("bench_test_db_pool", tmp_path / "db_pool.py")
@@ -30,22 +31,23 @@ def backend_pool_class(tmp_path: Path) -> type:
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
-    return module.ConnectionPool
+    return module
 
 
 @pytest.mark.postgres
 def test_persistent_variant_gives_each_thread_its_own_kept_connection(
     tmp_path: Path, postgres_url: str
 ) -> None:
-    pool_class = backend_pool_class(tmp_path)
+    module = backend_pool_module(tmp_path)
     try:
         assert use_persistent_connections(tmp_path) == 1
-        pool = pool_class(postgres_url, min_size=0, max_size=1)
+        pool = module.ConnectionPool(postgres_url, min_size=0, max_size=1)
         conn = pool.getconn()
         conn.cursor().execute("SELECT 1")
         pool.putconn(conn)
         assert conn.get_transaction_status() == psycopg2.extensions.TRANSACTION_STATUS_IDLE
         assert pool.getconn() is conn and not conn.closed
+        assert module._owner_of(conn) is pool  # how the runtime's module-level putconn finds it
         other: list[object] = []
         thread = threading.Thread(target=lambda: other.append(pool.getconn()))
         thread.start()

@@ -75,6 +75,7 @@ def use_persistent_connections(root: Path) -> int:
         conn = getattr(local, "conn", None)
         if conn is None or conn.closed:
             conn = local.conn = psycopg2.connect(self.dsn, **self.connect_kwargs)
+            self._out[id(conn)] = (conn, 0.0)  # the runtime's putconn(conn) finds its pool here
         return conn
 
     def putconn(self: Any, conn: Any, close: bool = False) -> None:
