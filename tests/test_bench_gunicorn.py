@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import shutil
 import sys
 import threading
@@ -15,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from claun_migrate.cli import main
+from claun_migrate.proof import cputime
 from claun_migrate.proof.gunicorn_serve import gunicorn_available
 from claun_migrate.proof.wsgi_serve import use_persistent_connections
 from claun_migrate.runtime import db_pool
@@ -76,8 +78,12 @@ def test_gunicorn_sides_serve_without_errors_within_workers_x_max_size(
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["settings"]["sides"] == ["before", "after", "after_preload", "limit"]
+    measured_cpu = cputime.available() and not os.environ.get("CLAUN_TEST_DATABASE_URL")
     for side in report["settings"]["sides"]:
         assert report[side]["errors"] == 0 and report[side]["requests"] > 0, side
+        if measured_cpu:  # the embedded server runs here: its backends' CPU is readable
+            assert report[side]["app_cpu_ms_per_request"] > 0, side
+            assert report[side]["db_cpu_ms_per_request"] > 0, side
     bound = report["server_connection_bound"]
     assert bound == 2 * 2
     assert 1 <= report["after"]["peak_server_connections"] <= bound

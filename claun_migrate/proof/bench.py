@@ -31,6 +31,7 @@ import click
 import psycopg2
 
 from claun_migrate.cli.exits import internal_errors_exit_2
+from claun_migrate.proof import cputime
 from claun_migrate.proof.gunicorn_serve import gunicorn_available, gunicorn_server
 from claun_migrate.proof.loadgen import Endpoint, LoadResult, run_load, send
 from claun_migrate.proof.pgbouncer import PgBouncer, PgBouncerUnavailable, pgbouncer
@@ -93,12 +94,23 @@ class SideResult:
     load: LoadResult
     connections: int
     peak: int
+    cpu: tuple[float, float] | None = None  # seconds: app servers, database (+ PgBouncer)
+
+    def cpu_ms_per_request(self) -> tuple[float, float] | None:
+        """App and database CPU milliseconds per request (the warm-up requests count too)."""
+        sent = self.load.requests + self.load.warmup_requests
+        if self.cpu is None or not sent:
+            return None
+        return self.cpu[0] * 1000 / sent, self.cpu[1] * 1000 / sent
 
     def to_dict(self) -> dict[str, object]:
+        cpu = self.cpu_ms_per_request()
         return {
             **self.load.to_dict(),
             "connections_opened": self.connections,
             "peak_server_connections": self.peak,
+            "app_cpu_ms_per_request": round(cpu[0], 3) if cpu else None,
+            "db_cpu_ms_per_request": round(cpu[1], 3) if cpu else None,
         }
 
 
@@ -161,8 +173,9 @@ def peak_connections(
 @contextlib.contextmanager
 def serve(
     root: Path, env: dict[str, str], app: str, init: str | None, threads: int, persistent: bool
-) -> Iterator[int]:
-    """Start ``root``'s app in a wsgi_serve (cheroot) subprocess, yield its port, stop it."""
+) -> Iterator[tuple[int, int]]:
+    """Start ``root``'s app in a wsgi_serve (cheroot) subprocess, yield its port and process
+    id, stop it."""
     command = [sys.executable, "-m", "claun_migrate.proof.wsgi_serve", str(root), "--app", app]
     command += ["--threads", str(threads)]
     command += ["--init", init] if init else []
@@ -180,7 +193,7 @@ def serve(
                 log.seek(0)
                 error = log.read().decode(errors="replace")[-2000:]
                 raise VerifyError(f"the app in {root} did not start: {error}")
-            yield int(line.split()[1])
+            yield int(line.split()[1]), proc.pid
         finally:
             proc.terminate()
             try:
@@ -193,10 +206,11 @@ def serve(
 @contextlib.contextmanager
 def serve_side(
     root: Path, env: dict[str, str], side: Side, serving: Serving
-) -> Iterator[list[int]]:
-    """Start ``side.instances`` servers for ``root`` (the first creates the schema); yield ports."""
+) -> Iterator[list[tuple[int, int]]]:
+    """Start ``side.instances`` servers for ``root`` (the first creates the schema); yield
+    their ports and process ids."""
     with contextlib.ExitStack() as stack:
-        ports = []
+        served = []
         for instance in range(side.instances):
             init = serving.init if instance == 0 else None
             if serving.server == "gunicorn":
@@ -212,8 +226,8 @@ def serve_side(
                 )
             else:
                 server = serve(root, env, serving.app, init, serving.threads, side.persistent)
-            ports.append(stack.enter_context(server))
-        yield ports
+            served.append(stack.enter_context(server))
+        yield served
 
 
 def seed(port: int) -> tuple[dict[str, str], dict[str, str]]:
@@ -249,10 +263,46 @@ class _Running:
     opened_before: int
     peak: Callable[[], int]
     servers: contextlib.ExitStack
-    ports: list[int]
+    served: list[tuple[int, int]]
     mix: list[Endpoint]
     headers: dict[str, str]
     load: LoadResult
+    extra_pids: list[int]
+    app_cpu: float = 0.0
+    db_cpu: float = 0.0
+
+
+class _CpuProbe:
+    """CPU seconds a side's app servers and database processes spend, when all are local."""
+
+    def __init__(self, server_url: str) -> None:
+        self.conn = psycopg2.connect(server_url)
+        self.conn.autocommit = True
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT pg_backend_pid()")
+            backend = cur.fetchone()[0]
+        local = cputime.available() and cputime.is_postgres(backend)
+        self.postmaster = cputime.parent_pid(backend) if local else None
+
+    def snapshot(self, side: _Running) -> tuple[float, dict[int, float]]:
+        """App CPU, and CPU by database process (the postmaster's includes exited backends)."""
+        app = sum(cputime.tree_cpu(pid) for _, pid in side.served)
+        with self.conn.cursor() as cur:
+            cur.execute(
+                "SELECT pid FROM pg_stat_activity "
+                "WHERE datname = %s AND backend_type = 'client backend'",
+                (side.dbname,),
+            )
+            db = {pid: cputime.process_cpu(pid) for (pid,) in cur.fetchall()}
+        for pid in side.extra_pids:
+            db[pid] = cputime.process_cpu(pid, reaped_children=True)
+        return app, db
+
+    def add(self, side: _Running, before: tuple[float, dict[int, float]]) -> None:
+        """Count the CPU spent since ``before`` into ``side``."""
+        app, db = self.snapshot(side)
+        side.app_cpu += app - before[0]
+        side.db_cpu += sum(cpu - before[1].get(pid, 0.0) for pid, cpu in db.items())
 
 
 def run_sides(
@@ -271,9 +321,12 @@ def run_sides(
 
     The load runs in ``rounds`` rounds of ``duration / rounds`` seconds per side, the order
     rotating each round, so that a change in the machine's background load falls on all sides
-    alike instead of on whichever side ran at the time.
+    alike instead of on whichever side ran at the time. Around each round the CPU time of the
+    side's server processes and database processes is read (when the server is local).
     """
     with contextlib.ExitStack() as stack:
+        probe = _CpuProbe(server_url)
+        stack.callback(probe.conn.close)
         running: dict[str, _Running] = {}
         for side in sides:
             database_url = create_database(server_url)
@@ -284,33 +337,39 @@ def run_sides(
             opened_before = sessions(server_url, dbname)
             peak = stack.enter_context(peak_connections(server_url, dbname))
             servers = stack.enter_context(contextlib.ExitStack())
-            ports = servers.enter_context(serve_side(trees[side.tree], env, side, serving))
-            headers, values = seed(ports[0])
+            served = servers.enter_context(serve_side(trees[side.tree], env, side, serving))
+            headers, values = seed(served[0][0])
             mix = [Endpoint(e.method, e.path.format_map(_Keep(values)), e.body) for e in endpoints]
+            extra = [probe.postmaster] if probe.postmaster else []
+            extra += [bouncer.pid] if side.pgbouncer and bouncer and bouncer.pid else []
             running[side.label] = _Running(
-                dbname, opened_before, peak, servers, ports, mix, headers, LoadResult(0.0)
+                dbname, opened_before, peak, servers, served, mix, headers, LoadResult(0.0), extra
             )
         labels = list(running)
         for turn in range(rounds):
             for label in labels[turn % len(labels) :] + labels[: turn % len(labels)]:
                 side = running[label]
+                before = probe.snapshot(side)
                 side.load.add(
                     run_load(
                         "127.0.0.1",
-                        side.ports,
+                        [port for port, _ in side.served],
                         side.mix,
                         duration=duration / rounds,
                         concurrency=concurrency,
                         headers=side.headers,
                     )
                 )
+                probe.add(side, before)
         for side in running.values():
             side.servers.close()
+        measured = probe.postmaster is not None
         return {
             label: SideResult(
                 side.load,
                 settled_sessions(server_url, side.dbname) - side.opened_before,
                 side.peak(),
+                (side.app_cpu, side.db_cpu) if measured else None,
             )
             for label, side in running.items()
         }
@@ -398,8 +457,16 @@ def bench(
     report: dict[str, object] = {label: result.to_dict() for label, result in results.items()}
     rate = {label: result.load.requests_per_second for label, result in results.items()}
     report["speedup"] = round(rate["after"] / rate["before"], 2) if rate["before"] else None
+    cpu_before, cpu_after = (results[label].cpu_ms_per_request() for label in ("before", "after"))
+    if cpu_before and cpu_after:
+        report["cpu_speedup"] = round(sum(cpu_before) / sum(cpu_after), 2)
     if "limit" in rate:
         report["limit_ratio"] = round(rate["after"] / rate["limit"], 3) if rate["limit"] else None
+        cpu = {label: results[label].cpu_ms_per_request() for label in ("after", "limit")}
+        if cpu["after"] and cpu["limit"]:
+            report["limit_cpu_ratio"] = round(sum(cpu["after"]) / sum(cpu["limit"]), 3)
+    if "after_preload" in rate and rate["after"]:
+        report["preload_ratio"] = round(rate["after_preload"] / rate["after"], 3)
     report["server_connection_bound"] = serving.workers * serving.pool_size
     report["settings"] = {
         **{key: value for key, value in vars(serving).items()},
@@ -425,6 +492,8 @@ ROWS = (
     ("errors", "errors", "{}"),
     ("connections opened", "connections_opened", "{}"),
     ("peak server conns", "peak_server_connections", "{}"),
+    ("app CPU ms/request", "app_cpu_ms_per_request", "{:.2f}"),
+    ("db CPU ms/request", "db_cpu_ms_per_request", "{:.2f}"),
 )
 
 
@@ -434,13 +503,25 @@ def render_text(report: dict[str, Any]) -> str:
     labels = settings["sides"]
     lines = [f"{'':<20}" + "".join(f"{SIDE_TITLES[label]:>15}" for label in labels)]
     for title, key, fmt in ROWS:
-        cells = "".join(f"{fmt.format(report[label][key]):>15}" for label in labels)
+        values = [report[label][key] for label in labels]
+        cells = "".join(f"{'-' if v is None else fmt.format(v):>15}" for v in values)
         lines.append(f"{title:<20}{cells}")
     lines.append(f"speed-up (after/before requests/s): {report['speedup']}x")
+    if "cpu_speedup" in report:
+        lines.append(f"CPU per request (app + database), before/after: {report['cpu_speedup']}x")
     if "limit_ratio" in report:
         lines.append(
             f"after/persistent requests/s: {report['limit_ratio']} (the pool against one "
             "persistent connection per server thread, no pool)"
+        )
+    if "limit_cpu_ratio" in report:
+        lines.append(
+            f"after/persistent CPU per request (app + database): {report['limit_cpu_ratio']}"
+        )
+    if "preload_ratio" in report:
+        lines.append(
+            f"after+preload/after requests/s: {report['preload_ratio']} (the same code served "
+            "twice: how far the machine's noise moves a ratio)"
         )
     bound = report["server_connection_bound"]
     peaks = ", ".join(
@@ -451,6 +532,12 @@ def render_text(report: dict[str, Any]) -> str:
     lines.append(
         f"peak server connections: {peaks}; bound workers x max_size = "
         f"{settings['workers']} x {settings['pool_size']} = {bound}"
+        + (
+            " (under --preload, plus what the master opened before the fork and keeps: here "
+            "the init step's connection)"
+            if "after_preload" in labels
+            else ""
+        )
     )
     if "pgbouncer" in report:
         side = report["pgbouncer"]

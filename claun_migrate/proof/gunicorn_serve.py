@@ -72,8 +72,9 @@ def gunicorn_server(
     threads: int,
     preload: bool = False,
     persistent: bool = False,
-) -> Iterator[int]:
-    """Start gunicorn (gthread workers) on a loopback port, yield it once every worker booted."""
+) -> Iterator[tuple[int, int]]:
+    """Start gunicorn (gthread workers) on a loopback port; once every worker booted, yield
+    the port and the master's process id."""
     if init and not preload:
         init_once(root, env, app, init)
     with (
@@ -109,7 +110,7 @@ def gunicorn_server(
                     error = log.read().decode(errors="replace")[-2000:]
                     raise ServerError(f"gunicorn did not start the app in {root}: {error}")
                 time.sleep(0.05)
-            yield listener.getsockname()[1]
+            yield listener.getsockname()[1], proc.pid
         finally:
             proc.terminate()
             try:

@@ -43,6 +43,7 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
+    warmup_requests: int = 0  # sent untimed before the clock started
 
     @property
     def requests(self) -> int:
@@ -63,6 +64,7 @@ class LoadResult:
     def add(self, other: LoadResult) -> None:
         """Count ``other`` (a later round of the same load) into this result."""
         self.seconds += other.seconds
+        self.warmup_requests += other.warmup_requests
         self.latencies.extend(other.latencies)
         self.errors += other.errors
         self.error_samples.extend(other.error_samples[: 5 - len(self.error_samples)])
@@ -110,7 +112,7 @@ def run_load(
     headers = headers or {}
     counter = itertools.count()
     lock = threading.Lock()
-    result = LoadResult(seconds=duration)
+    result = LoadResult(seconds=duration, warmup_requests=concurrency * len(endpoints) * warmup)
     clock = {"start": 0.0, "deadline": 0.0}
 
     def start_clock() -> None:

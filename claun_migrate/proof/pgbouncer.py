@@ -83,6 +83,11 @@ class PgBouncer:
         auth = f"{user}:{quote(password)}" if password else user
         return f"postgresql://{auth}@127.0.0.1:{self.port}/{dbname}"
 
+    @property
+    def pid(self) -> int | None:
+        """The PgBouncer process's id while it runs."""
+        return self._proc.pid if self._proc else None
+
     def start(self) -> PgBouncer:
         binary = find_pgbouncer()
         if binary is None:
