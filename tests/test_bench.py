@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from claun_migrate.cli import main
+from claun_migrate.proof.bench import turns
 from claun_migrate.proof.loadgen import Endpoint, LoadResult, run_load
 from claun_migrate.proof.wsgi_serve import make_server
 
@@ -91,3 +92,13 @@ def test_tool_speed_benchmark_runs_on_a_tiny_tree(capsys: pytest.CaptureFixture[
     assert "4 modules" in out
     assert "libcst.tool / claun-migrate check:" in out
     assert "second run on the migrated tree:" in out
+
+
+def test_turns_give_each_side_every_round_and_more_than_one_predecessor() -> None:
+    labels = ["before", "after", "limit"]
+    order = turns(labels, 6)
+    assert len(order) == 18 and all(order.count(label) == 6 for label in labels)
+    rounds = [order[i : i + 3] for i in range(0, 18, 3)]
+    assert all(sorted(r) == sorted(labels) for r in rounds)
+    predecessors = {order[i - 1] for i in range(1, 18) if order[i] == "after"}
+    assert predecessors - {"after"} == {"before", "limit"}

@@ -51,6 +51,7 @@ DEFAULT_ENDPOINTS = (
     "GET /api/stats",
 )
 START_TIMEOUT = 120.0
+COOL_DOWN = 0.3  # seconds between two sides' turns, for what the last one left to settle
 BENCH_CANDIDATE = {"email": "candidate@bench.example", "user_type": "candidate"}
 BENCH_COMPANY = {"email": "company@bench.example", "user_type": "company"}
 BENCH_JOB = {"title": "Engineer", "description": "Benchmarks", "location": "Remote"}
@@ -140,30 +141,32 @@ def settled_sessions(server_url: str, dbname: str, seconds: float = 5.0) -> int:
 
 
 @contextlib.contextmanager
-def peak_connections(
-    server_url: str, dbname: str, interval: float = 0.02
-) -> Iterator[Callable[[], int]]:
-    """Poll the client connections to ``dbname`` until exit; yield a function giving the peak."""
+def peak_connections(server_url: str, interval: float = 0.02) -> Iterator[dict[str, int]]:
+    """Poll the client connections per database until exit; yield the peaks, by database.
+
+    One query for all databases, so the polling costs the server the same whatever the
+    number of sides.
+    """
     conn = psycopg2.connect(server_url)
     conn.autocommit = True  # a fresh pg_stat_activity snapshot at every poll
-    peak = [0]
+    peaks: dict[str, int] = {}
     stop = threading.Event()
 
     def poll() -> None:
         with conn.cursor() as cur:
             while not stop.is_set():
                 cur.execute(
-                    "SELECT count(*) FROM pg_stat_activity "
-                    "WHERE datname = %s AND backend_type = 'client backend'",
-                    (dbname,),
+                    "SELECT datname, count(*) FROM pg_stat_activity "
+                    "WHERE backend_type = 'client backend' GROUP BY datname"
                 )
-                peak[0] = max(peak[0], cur.fetchone()[0])
+                for dbname, count in cur.fetchall():
+                    peaks[dbname] = max(peaks.get(dbname, 0), count)
                 stop.wait(interval)
 
     thread = threading.Thread(target=poll, daemon=True)
     thread.start()
     try:
-        yield lambda: peak[0]
+        yield peaks
     finally:
         stop.set()
         thread.join()
@@ -255,13 +258,25 @@ def seed(port: int) -> tuple[dict[str, str], dict[str, str]]:
     return headers, {key: str(value) for key, value in values.items() if value is not None}
 
 
+def turns(labels: list[str], rounds: int) -> list[str]:
+    """The order the sides take turns in: each round rotated by one, every other one reversed.
+
+    Each side then runs at every position and after different sides, so what a side leaves
+    behind (the legacy side's exiting backends) does not always fall on the same next side.
+    """
+    order = []
+    for turn in range(rounds):
+        rotated = labels[turn % len(labels) :] + labels[: turn % len(labels)]
+        order += rotated[::-1] if turn % 2 else rotated
+    return order
+
+
 @dataclass
 class _Running:
     """A side whose servers are up: where to send its load and what it measured so far."""
 
     dbname: str
     opened_before: int
-    peak: Callable[[], int]
     servers: contextlib.ExitStack
     served: list[tuple[int, int]]
     mix: list[Endpoint]
@@ -319,14 +334,15 @@ def run_sides(
 ) -> dict[str, SideResult]:
     """Serve every side at once, each on a fresh database; drive them in turn; count.
 
-    The load runs in ``rounds`` rounds of ``duration / rounds`` seconds per side, the order
-    rotating each round, so that a change in the machine's background load falls on all sides
-    alike instead of on whichever side ran at the time. Around each round the CPU time of the
+    The load runs in ``rounds`` rounds of ``duration / rounds`` seconds per side (``turns``),
+    so that a change in the machine's background load falls on all sides alike instead of on
+    whichever side ran at the time. Around each round the CPU time of the
     side's server processes and database processes is read (when the server is local).
     """
     with contextlib.ExitStack() as stack:
         probe = _CpuProbe(server_url)
         stack.callback(probe.conn.close)
+        peaks = stack.enter_context(peak_connections(server_url))
         running: dict[str, _Running] = {}
         for side in sides:
             database_url = create_database(server_url)
@@ -335,7 +351,6 @@ def run_sides(
             url = bouncer.url(database_url) if side.pgbouncer and bouncer else database_url
             env = suite_env({"DATABASE_URL": url, "DB_POOL_MAX_SIZE": str(serving.pool_size)})
             opened_before = sessions(server_url, dbname)
-            peak = stack.enter_context(peak_connections(server_url, dbname))
             servers = stack.enter_context(contextlib.ExitStack())
             served = servers.enter_context(serve_side(trees[side.tree], env, side, serving))
             headers, values = seed(served[0][0])
@@ -343,24 +358,23 @@ def run_sides(
             extra = [probe.postmaster] if probe.postmaster else []
             extra += [bouncer.pid] if side.pgbouncer and bouncer and bouncer.pid else []
             running[side.label] = _Running(
-                dbname, opened_before, peak, servers, served, mix, headers, LoadResult(0.0), extra
+                dbname, opened_before, servers, served, mix, headers, LoadResult(0.0), extra
             )
-        labels = list(running)
-        for turn in range(rounds):
-            for label in labels[turn % len(labels) :] + labels[: turn % len(labels)]:
-                side = running[label]
-                before = probe.snapshot(side)
-                side.load.add(
-                    run_load(
-                        "127.0.0.1",
-                        [port for port, _ in side.served],
-                        side.mix,
-                        duration=duration / rounds,
-                        concurrency=concurrency,
-                        headers=side.headers,
-                    )
+        for label in turns(list(running), rounds):
+            time.sleep(COOL_DOWN)
+            side = running[label]
+            before = probe.snapshot(side)
+            side.load.add(
+                run_load(
+                    "127.0.0.1",
+                    [port for port, _ in side.served],
+                    side.mix,
+                    duration=duration / rounds,
+                    concurrency=concurrency,
+                    headers=side.headers,
                 )
-                probe.add(side, before)
+            )
+            probe.add(side, before)
         for side in running.values():
             side.servers.close()
         measured = probe.postmaster is not None
@@ -368,7 +382,7 @@ def run_sides(
             label: SideResult(
                 side.load,
                 settled_sessions(server_url, side.dbname) - side.opened_before,
-                side.peak(),
+                peaks.get(side.dbname, 0),
                 (side.app_cpu, side.db_cpu) if measured else None,
             )
             for label, side in running.items()
