@@ -91,6 +91,9 @@ def test_gunicorn_sides_serve_without_errors_within_workers_x_max_size(
     # each worker rebuilt its own pool instead of sharing the master's socket
     assert report["after_preload"]["peak_server_connections"] <= bound + 1
     assert report["after_preload"]["connections_opened"] >= 2
+    if measured_cpu:  # every request of the mix makes at least one data-layer call
+        assert report["calls_per_request"] >= 1
+        assert set(report["pool_checkout_us"]) == {"pool", "persistent"}
     assert report["limit_ratio"] == pytest.approx(
         report["after"]["requests_per_second"] / report["limit"]["requests_per_second"],
         rel=0.01,

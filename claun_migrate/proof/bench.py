@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import importlib.util
 import json
 import os
 import select
@@ -42,6 +43,7 @@ from claun_migrate.proof.pgserver import (
     postgres_server,
 )
 from claun_migrate.proof.verify import VerifyError, copy_tree, migrate_tree, suite_env
+from claun_migrate.proof.wsgi_serve import use_persistent_connections
 
 DEFAULT_ENDPOINTS = (
     "GET /api/profile",
@@ -396,6 +398,39 @@ class _Keep(dict[str, str]):
         return "{" + key + "}"
 
 
+def checkout_cost(root: Path, server_url: str, calls: int = 5000) -> tuple[float, float] | None:
+    """CPU microseconds of one checkout and return: ``root``'s shipped pool, then the same
+    pool with a persistent connection per thread. None when ``root`` ships no pool.
+
+    Measured in this process, in a tight loop: unlike requests/s it hardly moves with the
+    machine's load, so it bounds the pool's share of a request's CPU.
+    """
+    found = sorted(root.rglob("db_pool.py"))
+    if not found:
+        return None
+    name = f"claun_bench_pool_{os.getpid()}"
+    spec = importlib.util.spec_from_file_location(name, found[0])
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+        costs = []
+        for persistent in (False, True):
+            if persistent:
+                use_persistent_connections(found[0].parent)
+            pool = module.ConnectionPool(server_url, min_size=1, max_size=1)
+            start = time.process_time()
+            for _ in range(calls):
+                pool.putconn(pool.getconn())
+            costs.append((time.process_time() - start) / calls * 1e6)
+            pool.getconn().close()
+            pool.close()
+        return costs[0], costs[1]
+    finally:
+        del sys.modules[name]
+
+
 def plan_sides(
     server: str, *, preload: bool, limit: bool, with_pgbouncer: bool, instances: int
 ) -> list[Side]:
@@ -468,6 +503,7 @@ def bench(
             results = run_sides(
                 trees, server_url, endpoints, sides, serving, **load, bouncer=bouncer
             )
+            costs = checkout_cost(trees["after"], server_url) if limit else None
     report: dict[str, object] = {label: result.to_dict() for label, result in results.items()}
     rate = {label: result.load.requests_per_second for label, result in results.items()}
     report["speedup"] = round(rate["after"] / rate["before"], 2) if rate["before"] else None
@@ -479,6 +515,15 @@ def bench(
         cpu = {label: results[label].cpu_ms_per_request() for label in ("after", "limit")}
         if cpu["after"] and cpu["limit"]:
             report["limit_cpu_ratio"] = round(sum(cpu["after"]) / sum(cpu["limit"]), 3)
+    legacy = results["before"].load
+    cpu_after = results["after"].cpu_ms_per_request()
+    if costs and cpu_after and legacy.requests:
+        # the legacy code opens one connection per data-layer call
+        calls = results["before"].connections / (legacy.requests + legacy.warmup_requests)
+        extra = costs[0] - costs[1]
+        report["pool_checkout_us"] = {"pool": round(costs[0], 2), "persistent": round(costs[1], 2)}
+        report["calls_per_request"] = round(calls, 2)
+        report["pool_share_of_request_cpu"] = round(extra * calls / (sum(cpu_after) * 1000), 4)
     if "after_preload" in rate and rate["after"]:
         report["preload_ratio"] = round(rate["after_preload"] / rate["after"], 3)
     report["server_connection_bound"] = serving.workers * serving.pool_size
@@ -531,6 +576,14 @@ def render_text(report: dict[str, Any]) -> str:
     if "limit_cpu_ratio" in report:
         lines.append(
             f"after/persistent CPU per request (app + database): {report['limit_cpu_ratio']}"
+        )
+    if "pool_share_of_request_cpu" in report:
+        cost = report["pool_checkout_us"]
+        lines.append(
+            f"pool checkout+return: {cost['pool']} us CPU, persistent connection "
+            f"{cost['persistent']} us (in-process); at {report['calls_per_request']} data-layer "
+            f"calls per request that is {report['pool_share_of_request_cpu']:.2%} of the "
+            "migrated side's CPU per request"
         )
     if "preload_ratio" in report:
         lines.append(
