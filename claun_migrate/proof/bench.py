@@ -338,8 +338,8 @@ def run_sides(
 
     The load runs in ``rounds`` rounds of ``duration / rounds`` seconds per side (``turns``),
     so that a change in the machine's background load falls on all sides alike instead of on
-    whichever side ran at the time. Around each round the CPU time of the
-    side's server processes and database processes is read (when the server is local).
+    whichever side ran at the time. Around each turn the CPU time of the side's server
+    processes and database processes is read (when the server is local).
     """
     with contextlib.ExitStack() as stack:
         probe = _CpuProbe(server_url)
