@@ -144,13 +144,22 @@ def measure(root: Path) -> tuple[int, int, int]:
 
 
 def imported_modules(source: bytes) -> set[tuple[int, str]]:
-    """(level, module) of every ``from X import``/``import X`` in a module."""
+    """(level, module) of every ``from X import``/``import X`` in a module, except those in a
+    ``try`` whose handler catches ImportError (the import that may fail, with its fallback)."""
     try:
         tree = ast.parse(source)
     except (SyntaxError, ValueError):
         return set()
+    guarded = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and any(
+            h.type is None or "ImportError" in ast.unparse(h.type) for h in node.handlers
+        ):
+            guarded |= {id(n) for statement in node.body for n in ast.walk(statement)}
     found = set()
     for node in ast.walk(tree):
+        if id(node) in guarded:
+            continue
         if isinstance(node, ast.ImportFrom):
             found.add((node.level, node.module or ""))
         elif isinstance(node, ast.Import):
