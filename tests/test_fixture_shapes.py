@@ -166,13 +166,14 @@ def test_the_migration_reports_no_pool_finding_on_the_library_modules(run: Run) 
 
 
 def test_blocked_shapes_are_reported_and_left_byte_identical(run: Run) -> None:
-    assert run.text(BLOCKED_AT) == BLOCKED.read_text(encoding="utf-8")
-    functions = _functions(BLOCKED.read_text(encoding="utf-8"))
-    shelf = _calls(functions["shelf_size"], "open_pair")[0]
-    cursor = ast.parse(BLOCKED.read_text()).body
-    twice = [n.body[0].lineno for n in cursor if isinstance(n, ast.If)]
-    twice += [n.orelse[0].lineno for n in cursor if isinstance(n, ast.If)]
-    (catalogue,) = [n for n in cursor if isinstance(n, ast.ClassDef)]
+    source = BLOCKED.read_text(encoding="utf-8")
+    assert run.text(BLOCKED_AT) == source
+    functions = _functions(source)
+    module = ast.parse(source).body
+    (shelf,) = _calls(functions["shelf_size"], "open_pair")
+    (branches,) = [n for n in module if isinstance(n, ast.If)]
+    twice = [branches.body[0].lineno, branches.orelse[0].lineno]
+    (catalogue,) = [n for n in module if isinstance(n, ast.ClassDef)]
     returned = functions["open_cursor"].body[-1]
     assert run.pool_findings(run.checked) == {
         (BLOCKED_AT, shelf.lineno, "POOL001"),  # (conn, cursor) kept whole in `pair`
