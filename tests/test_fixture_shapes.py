@@ -190,7 +190,6 @@ def test_check_exits_1_while_a_blocked_shape_remains(run: Run) -> None:
     assert run.checked["files_changed"] == []
 
 
-@pytest.mark.xfail(strict=True, reason="codemod bug 1 in notes/codemod_bugs.md")
 def test_a_returned_cursor_call_is_blocked() -> None:
     model = analyse({"pkg/__init__.py": "", "pkg/store.py": PENDING_CURSOR.read_text()})
     assert "pkg/store.py" not in model.edits
