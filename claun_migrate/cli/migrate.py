@@ -7,6 +7,7 @@ written, or an internal error.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ import click
 from claun_migrate import report
 from claun_migrate.cli.exits import internal_errors_exit_2
 from claun_migrate.codemods import CODEMODS
-from claun_migrate.engine import RunResult, SelectionError, migrate
+from claun_migrate.engine import RunResult, SelectionError, TreeBusy, migrate
 from claun_migrate.engine.cache import default_dir
 from claun_migrate.proof.verify import apply_verified
 
@@ -75,6 +76,13 @@ def run(
         )
     except SelectionError as exc:
         raise click.UsageError(str(exc)) from exc
+    except TreeBusy as exc:
+        click.echo(f"claun-migrate: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        # the engine has removed its temporary files and stopped its workers
+        click.echo("claun-migrate: interrupted; the tree is as it was or wholly written", err=True)
+        sys.exit(130)
 
 
 def exit_code(result: RunResult, *, pending_fails: bool, findings_fail: bool = False) -> int:
