@@ -284,6 +284,7 @@ class _Collector:
         self.digests: dict[Path, str | None] = {}
         self.failed: dict[Path, str] = {}
         self._existing: dict[Path, tuple[str | None, str | None]] = {}
+        self.unreadable: dict[Path, str] = {}
 
     def add(self, outcome: _Outcome, digest: str | None) -> None:
         path = Path(outcome.path)
@@ -322,9 +323,14 @@ class _Collector:
         self.result.findings.append(Located(path, name, support.Finding(1, 1, code, message, hint)))
 
     def existing(self, path: Path) -> tuple[str | None, str | None]:
-        """Text and digest of a file the run may replace (read once)."""
+        """Text and digest of a file the run may replace (read once; an unreadable one is
+        a failure of that file)."""
         if path not in self._existing:
-            self._existing[path] = _read_text(path)
+            try:
+                self._existing[path] = _read_text(path)
+            except OSError as exc:
+                self._existing[path] = (None, None)
+                self.unreadable[path] = f"cannot read: {exc.strerror or exc}"
         return self._existing[path]
 
     def _unwritable(self) -> dict[Path, str]:
@@ -356,6 +362,9 @@ class _Collector:
         """The changes to write when the files in ``failed`` cannot be, and the changes held
         back because they rely on a failed or held-back one (path -> message)."""
         unwritable = self._unwritable()
+        for target, _ in self.requirements.items():
+            self.existing(target)
+        failed = {**self.unreadable, **failed}
         held = self._blocked_sources(unwritable)
         companions = {t: c for t, c in self.companions.items() if t not in unwritable}
         written = {t for t, (_, text, _) in companions.items() if self.existing(t)[0] != text}
@@ -465,8 +474,13 @@ class _Run:
                 Path(os.path.abspath(c.path)) for c, _ in changes if c.before is None
             )
             new = {}
-            for change, _ in changes:
+            by_real: dict[str, Path] = {}
+            for change, _ in sorted(changes, key=lambda c: os.path.islink(c[0].path)):
+                real = os.path.realpath(change.path)
                 problem = self._problem(change, exists)
+                if real in by_real:
+                    problem = f"is a symbolic link to {by_real[real]}, which the run migrates"
+                by_real.setdefault(real, change.path)
                 if problem:
                     new[change.path] = problem
             if not new:
@@ -486,7 +500,8 @@ class _Run:
         """Put the settled plan into the result."""
         result = self.collector.result
         reported = {(e.path, e.message) for e in result.errors}
-        for path, message in [*self.failed.items(), *held.items()]:
+        failures = [*self.collector.unreadable.items(), *self.failed.items(), *held.items()]
+        for path, message in failures:
             if (path, message) not in reported:
                 result.errors.append(FileError(path, message))
         result.changes = [change for change, _ in changes]

@@ -160,7 +160,6 @@ class Transaction:
         roots = list(allowed)
         failed: dict[str, str] = {}
         real_of: dict[str, str] = {}
-        os.makedirs(self.stage, exist_ok=True)
         for path in files:
             real = os.path.realpath(path)
             if not any(inside(real, root) for root in roots):
@@ -185,6 +184,7 @@ class Transaction:
                 real, base + ".tmp", base + ".orig" if exists else None, files[path][1], ""
             )
         self._save("staging")
+        os.makedirs(self.stage, exist_ok=True)
         for path, entry in list(self.entries.items()):
             data, expected = files[path]
             try:
