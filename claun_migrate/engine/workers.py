@@ -30,10 +30,15 @@ def _watch_parent(parent: int) -> None:
             os._exit(1)
 
 
-def _init_worker() -> None:
+def _init_worker(parent: int | None) -> None:
+    """``parent``: the run's pid when workers are forked from it (else their parent is a
+    fork server that ends with the run)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     forget_inherited_locks()
-    threading.Thread(target=_watch_parent, args=(os.getppid(),), daemon=True).start()
+    watched = parent or os.getppid()
+    if os.getppid() != watched:  # the run died before this worker started
+        os._exit(1)
+    threading.Thread(target=_watch_parent, args=(watched,), daemon=True).start()
 
 
 def run_jobs(function: Callable[[Any], T], jobs: Sequence[Any], workers: int) -> list[T]:
@@ -41,7 +46,14 @@ def run_jobs(function: Callable[[Any], T], jobs: Sequence[Any], workers: int) ->
     if workers <= 1 or len(jobs) < PARALLEL_MIN_FILES:
         return [function(job) for job in jobs]
     workers = min(workers, len(jobs))
-    pool = ProcessPoolExecutor(max_workers=workers, initializer=_init_worker)
+    context = multiprocessing.get_context()
+    forked = context.get_start_method() == "fork"
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(os.getpid() if forked else None,),
+    )
     try:
         results = list(pool.map(function, jobs, chunksize=max(1, len(jobs) // (workers * 4))))
     except BaseException:
