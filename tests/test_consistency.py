@@ -198,6 +198,10 @@ def test_written_files_that_fail_the_checks_on_disk_are_all_restored(
     ("added", "missing"),
     [
         ("from pkg.sub import name", False),
+        ("from pkg.sub import other", True),
+        ("from .sub import name", False),
+        ("from .sub import other", True),
+        ("from pkg import nothing", True),
         ("import pkg.sub", False),
         ("from pkg import sub", False),
         ("from pkg.nope import name", True),
@@ -211,7 +215,40 @@ def test_written_files_that_fail_the_checks_on_disk_are_all_restored(
 def test_added_imports_resolve_against_the_package_root(
     tmp_path: Path, added: str, missing: bool
 ) -> None:
-    tree(tmp_path, {"pkg/__init__.py": "", "pkg/sub.py": "", "top.py": "", "pkg/mod.py": ""})
+    files = {"pkg/__init__.py": "", "pkg/sub.py": "name = 1\n", "top.py": "", "pkg/mod.py": ""}
+    tree(tmp_path, files)
     (imported,) = consistency.added_imports("x = 1\n", added + "\n")
-    exists = consistency.Planned([])
-    assert consistency.unresolved(tmp_path / "pkg/mod.py", imported, tmp_path, exists) is missing
+    view = consistency.Tree()
+    found = consistency.unresolved(tmp_path / "pkg/mod.py", imported, tmp_path, view)
+    assert bool(found) is missing
+
+
+FIXTURE = Path(__file__).resolve().parent.parent / "fixtures/legacy_backend/backend"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("path", "damage"),
+    [("app/services/database.py", "def (:\n"), ("app/services/db_sqlite.py", "mine = 1\n")],
+    ids=["layer-does-not-parse", "runtime-copy-not-ours"],
+)
+def test_the_fixture_is_never_left_importing_a_layer_that_was_not_written(
+    tmp_path: Path, path: str, damage: str
+) -> None:
+    """The real codemods on the fixture: when the data layer (or its runtime copy) cannot be
+    migrated, no file that would import the runtime is written (issue 8's broken app.py)."""
+    import shutil
+
+    root = tmp_path / "backend"
+    shutil.copytree(FIXTURE, root, ignore=shutil.ignore_patterns("__pycache__"))
+    target = root / path
+    target.write_text((target.read_text() if target.exists() else "") + damage)
+    before = {p: p.read_bytes() for p in root.rglob("*.py")}
+    result = migrate([root], jobs=1, write=True)
+    written = {c.path.relative_to(root).as_posix() for c in result.changes}
+    errors = {e.path.relative_to(root).as_posix(): e.message for e in result.errors}
+    assert "from app.services.db_sqlite import init_app" in errors["app.py"]
+    for changed in written:
+        text = (root / changed).read_text()
+        assert "db_sqlite import" not in text or (root / "app/services/db_sqlite.py").exists()
+    assert all(p.read_bytes() == data for p, data in before.items() if p.name == "app.py")

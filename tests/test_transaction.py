@@ -310,3 +310,15 @@ def test_helper_companion_written_in_the_same_transaction(root: Path, state: Pat
     run(root, write=True)
     assert (root / "helper.py").read_text() == Helper.TEXT
     assert list((state / "journal").iterdir()) == []
+
+
+def test_an_unwritable_state_folder_fails_apply_clearly_and_lets_check_run(
+    root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("CLAUN_MIGRATE_CACHE_DIR", str(blocker / "state"))
+    assert len(run(root).changes) == 2
+    with pytest.raises(TreeBusy, match="cannot use the state folder"):
+        run(root, write=True)
+    assert snapshot(root) == ORIGINAL

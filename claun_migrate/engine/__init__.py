@@ -470,14 +470,12 @@ class _Run:
         until nothing more fails."""
         while True:
             changes, held = self.collector.plan(self.failed)
-            exists = consistency.Planned(
-                Path(os.path.abspath(c.path)) for c, _ in changes if c.before is None
-            )
+            planned = consistency.Tree({Path(os.path.abspath(c.path)): c.after for c, _ in changes})
             new = {}
             by_real: dict[str, Path] = {}
             for change, _ in sorted(changes, key=lambda c: os.path.islink(c[0].path)):
                 real = os.path.realpath(change.path)
-                problem = self._problem(change, exists)
+                problem = self._problem(change, planned)
                 if real in by_real:
                     problem = f"is a symbolic link to {by_real[real]}, which the run migrates"
                 by_real.setdefault(real, change.path)
@@ -487,14 +485,14 @@ class _Run:
                 return changes, held
             self.failed.update(new)
 
-    def _problem(self, change: Change, exists: consistency.Planned) -> str | None:
+    def _problem(self, change: Change, planned: consistency.Tree) -> str | None:
         real = os.path.realpath(change.path)
         if not any(transaction.inside(real, root) for root in self.allowed):
             return f"is a symbolic link to {real}, outside the tree: not written"
         if change.path.suffix != ".py":
             return None
         path = Path(os.path.abspath(change.path))
-        return consistency.problems(path, change.before, change.after, self.root, exists)
+        return consistency.problems(path, change.before, change.after, self.root, planned)
 
     def publish(self, changes: list[tuple[Change, dict[str, int]]], held: dict) -> None:
         """Put the settled plan into the result."""

@@ -13,7 +13,7 @@ import io
 import os
 import tokenize
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -75,64 +75,128 @@ def _package_root(folder: Path) -> Path:
     return folder
 
 
-def _module_file(base: Path, parts: list[str], exists: Callable[[Path], bool]) -> bool:
-    target = base.joinpath(*parts) if parts else base
-    return (
-        (bool(parts) and exists(target.with_name(target.name + ".py")))
-        or exists(target / "__init__.py")
-        or exists(target)
-    )
+def _module_path(base: Path, parts: list[str], tree: Tree) -> Path | None:
+    """What ``parts`` names under ``base``: a module file, a package's ``__init__.py`` or a
+    namespace folder (None if nothing)."""
+    target = base.joinpath(*parts)
+    candidates = [target / "__init__.py", target]
+    if parts:
+        candidates.insert(0, target.with_name(target.name + ".py"))
+    return next((c for c in candidates if tree.exists(c)), None)
 
 
-def unresolved(path: Path, imported: Import, root: Path, exists: Callable[[Path], bool]) -> bool:
-    """Whether ``imported``, added to ``path``, names a module of the project that is not
-    there. Modules not found under any of the file's roots (stdlib, installed) are fine."""
+MISSING_MODULE = (
+    "which names a module of the project that does not exist and that this run does not create"
+)
+
+
+def unresolved(path: Path, imported: Import, root: Path, tree: Tree) -> str | None:
+    """Why ``imported``, added to ``path``, does not resolve in ``tree``, or None. Modules not
+    found under any of the file's roots (stdlib, installed) are fine."""
     parts = imported.module.split(".") if imported.module else []
     if imported.level:
         base = path.parent
         for _ in range(imported.level - 1):
             base = base.parent
-        if parts:
-            return not _module_file(base, parts, exists)
-        name = [imported.name] if imported.name and imported.name != "*" else []
-        return not ((name and _module_file(base, name, exists)) or exists(base / "__init__.py"))
-    roots = dict.fromkeys([_package_root(path.parent), path.parent, root])
-    for base in roots:
-        if _module_file(base, parts[:1], exists):
-            return not _module_file(base, parts, exists)
-    return False
+    else:
+        bases = dict.fromkeys([_package_root(path.parent), path.parent, root])
+        found = [b for b in bases if _module_path(b, parts[:1], tree)]
+        if not found:
+            return None
+        base = found[0]
+    module = _module_path(base, parts, tree)
+    if module is None:
+        return MISSING_MODULE
+    name = imported.name
+    if name is None or name == "*":
+        return None
+    if module.suffix != ".py" or module.name == "__init__.py":  # a package: maybe a submodule
+        package = module.parent if module.name == "__init__.py" else module
+        if _module_path(package, [name], tree):
+            return None
+    if module.suffix != ".py":
+        return f"but {os.path.relpath(module, root)} has no module `{name}`"
+    if not tree.defines(module, name):
+        return f"but {os.path.relpath(module, root)} defines no `{name}`"
+    return None
 
 
-class Planned:
-    """``exists`` for a tree as it will be: files on disk plus the ones a run creates."""
+def _defined(text: str) -> set[str] | None:
+    """Top-level names a module defines (None: any, for ``import *`` or ``__getattr__``)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            statements = list(ast.parse(text).body)
+    except (SyntaxError, ValueError):
+        return None
+    names: set[str] = set()
+    while statements:
+        node = statements.pop()
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                if alias.name == "*":
+                    return None
+                names.add(alias.asname or alias.name.split(".")[0])
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            for target in targets:
+                names.update(n.id for n in ast.walk(target) if isinstance(n, ast.Name))
+        else:
+            for field in ("body", "orelse", "finalbody", "handlers"):
+                statements.extend(getattr(node, field, []))
+    return None if "__getattr__" in names else names
 
-    def __init__(self, created: Iterable[Path]) -> None:
-        self.files = {Path(os.path.normpath(p)) for p in created}
-        self.folders = {parent for p in self.files for parent in p.parents}
 
-    def __call__(self, path: Path) -> bool:
+class Tree:
+    """The tree as a run will leave it: files on disk plus the texts it writes."""
+
+    def __init__(self, texts: Mapping[Path, str] | None = None) -> None:
+        self.texts = {Path(os.path.normpath(p)): t for p, t in (texts or {}).items()}
+        self.folders = {parent for p in self.texts for parent in p.parents}
+        self._names: dict[Path, set[str] | None] = {}
+
+    def exists(self, path: Path) -> bool:
         path = Path(os.path.normpath(path))
-        return path in self.files or path in self.folders or path.exists()
+        return path in self.texts or path in self.folders or path.exists()
+
+    def defines(self, module: Path, name: str) -> bool:
+        module = Path(os.path.normpath(module))
+        if module not in self._names:
+            text = self.texts.get(module)
+            if text is None:
+                try:
+                    text = module.read_bytes().decode("utf-8", errors="replace")
+                except OSError:
+                    text = ""
+            self._names[module] = _defined(text)
+        names = self._names[module]
+        return names is None or name in names
 
 
-def problems(
-    path: Path, before: str | None, after: str, root: Path, exists: Callable[[Path], bool]
-) -> str | None:
+def problems(path: Path, before: str | None, after: str, root: Path, tree: Tree) -> str | None:
     """Why the changed Python file ``path`` must not be written, or None."""
     if before is None or compile_error(before, path) is None:
         error = compile_error(after, path)
         if error:
             return f"the migrated code does not compile: {error}"
+    return _import_problem(path, before, after, root, tree, "the migration adds")
+
+
+def _import_problem(
+    path: Path, before: str | None, after: str, root: Path, tree: Tree, verb: str
+) -> str | None:
     missing = sorted(
-        str(i) for i in added_imports(before, after) if unresolved(path, i, root, exists)
+        (str(i), why)
+        for i in added_imports(before, after)
+        if (why := unresolved(path, i, root, tree))
     )
-    if missing:
-        return (
-            f"the migration adds `{missing[0]}`, which names a module of the project that "
-            "does not exist and that this run does not create"
-            + (f" (also {', '.join(missing[1:])})" if missing[1:] else "")
-        )
-    return None
+    if not missing:
+        return None
+    (first, why), *more = missing
+    also = f" (also {', '.join(i for i, _ in more)})" if more else ""
+    return f"{verb} `{first}`, {why}{also}"
 
 
 def problems_on_disk(path: Path, before: str | None, root: Path) -> str | None:
@@ -147,9 +211,4 @@ def problems_on_disk(path: Path, before: str | None, root: Path) -> str | None:
         after = data.decode(encoding)
     except (SyntaxError, UnicodeDecodeError, LookupError):
         return None
-    missing = [
-        str(i) for i in added_imports(before, after) if unresolved(path, i, root, Path.exists)
-    ]
-    if missing:
-        return f"the written file imports `{missing[0]}`, which does not resolve"
-    return None
+    return _import_problem(path, before, after, root, Tree(), "the written file adds")

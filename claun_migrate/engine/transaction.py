@@ -33,7 +33,8 @@ _HELD_LOCKS: set[int] = set()
 
 
 class TreeBusy(Exception):
-    """Another claun-migrate run holds the tree's lock for longer than we wait."""
+    """The tree cannot be locked: another run holds it longer than we wait, or the state
+    folder (where locks and journals live) cannot be written."""
 
 
 def digest(data: bytes | None) -> str | None:
@@ -394,7 +395,19 @@ def open_tree(
     """Lock tree ``root`` (exclusively to write, shared to read), first completing or rolling
     back any interrupted run on it; yields the recovery messages."""
     exclusive = write or pending(state, root)
-    with tree_lock(state, root, exclusive=exclusive, wait=wait) as fd:
+    with contextlib.ExitStack() as stack:
+        fd = None
+        try:
+            fd = stack.enter_context(tree_lock(state, root, exclusive=exclusive, wait=wait))
+        except OSError as exc:
+            if write:
+                raise TreeBusy(
+                    f"cannot use the state folder {state} for the journal and lock: "
+                    f"{exc.strerror or exc}; set $CLAUN_MIGRATE_CACHE_DIR to a writable folder"
+                ) from exc
+        if fd is None:  # a read-only state folder: reading needs no lock
+            yield []
+            return
         messages = recover(state, root, exclusive_held=True) if exclusive else []
         if exclusive and not write:
             fcntl.flock(fd, fcntl.LOCK_SH)
