@@ -232,11 +232,13 @@ def test_a_file_over_the_size_limit_is_reported_not_parsed(
 ) -> None:
     monkeypatch.setattr(engine, "MAX_FILE_BYTES", 1000)
     (root / "big.py").write_text("foo = 1\n" * 200)
+    (root / "bigger.py").write_text("foo = 1\n" * 300)
+    monkeypatch.setenv("CLAUN_MIGRATE_MAX_FILE_BYTES", "2000")
     result = run(root)
     assert [(e.path.name, e.message.split(" (")[0]) for e in result.errors] == [
-        ("big.py", "too large to migrate")
+        ("bigger.py", "too large to migrate")
     ]
-    assert result.files_parsed == 2
+    assert result.files_parsed == 3
 
 
 def test_an_unreadable_companion_takes_down_what_relies_on_it(root: Path) -> None:

@@ -50,7 +50,7 @@ SKIP_DIRS = frozenset(
     {".git", ".hg", ".svn", ".tox", ".nox", ".venv", "venv", "node_modules", "__pycache__"}
     | {"build", "dist", ".eggs", "site-packages", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 )
-MAX_FILE_BYTES = 2_000_000
+MAX_FILE_BYTES = 512_000  # a parsed file above this is reported (docs/reliability.md)
 
 
 def skipped_dir(folder: str | Path, name: str) -> bool:
@@ -636,6 +636,7 @@ def _scan(
     digests: dict[Path, str | None] = {}
     collector = _Collector(result)
     generated = support.GENERATED.encode()
+    limit = int(os.environ.get("CLAUN_MIGRATE_MAX_FILE_BYTES") or MAX_FILE_BYTES)
     for path in discover(paths, exclude):
         result.files_scanned += 1
         try:
@@ -648,11 +649,11 @@ def _scan(
         wanted = [n for n in names if not triggers[n] or any(t in data for t in triggers[n])]
         if not wanted:
             continue
-        if len(data) > MAX_FILE_BYTES:
+        if len(data) > limit:
             collector._fail(
                 path,
-                f"too large to migrate ({len(data) / 1e6:.1f} MB; the limit is "
-                f"{MAX_FILE_BYTES / 1e6:g} MB): migrate it by hand or exclude it",
+                f"too large to migrate ({len(data) / 1e3:.0f} KB; the limit is {limit / 1e3:g} KB"
+                ", $CLAUN_MIGRATE_MAX_FILE_BYTES): exclude it, or raise the limit",
             )
             continue
         candidates.append((path, wanted))
