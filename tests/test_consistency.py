@@ -252,3 +252,13 @@ def test_the_fixture_is_never_left_importing_a_layer_that_was_not_written(
         text = (root / changed).read_text()
         assert "db_sqlite import" not in text or (root / "app/services/db_sqlite.py").exists()
     assert all(p.read_bytes() == data for p, data in before.items() if p.name == "app.py")
+
+
+def test_a_reliance_given_as_an_absolute_path_matches_a_relative_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tree(tmp_path / "src", {"layer.py": "foo = (\n"})
+    (root / "a.py").write_text(f"# rely: {root / 'layer.py'}\nfoo = 1\n")
+    monkeypatch.chdir(tmp_path)
+    result = migrate([Path("src")], registry=REGISTRY, jobs=1, write=True)
+    assert errors(result)["a.py"].startswith("not migrated: it relies on layer.py, which failed")

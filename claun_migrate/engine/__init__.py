@@ -251,6 +251,14 @@ def _read_text(path: Path) -> tuple[str | None, str | None]:
     return data.decode("utf-8", errors="surrogateescape"), transaction.digest(data)
 
 
+def _beside(path: Path, other: str) -> Path:
+    """``other`` (absolute, or relative to ``path``'s folder) spelt as the run spells ``path``
+    (relative paths stay relative to the working directory)."""
+    if os.path.isabs(other) and not path.is_absolute():
+        return Path(os.path.relpath(other))
+    return Path(os.path.normpath(path.parent / other))
+
+
 def _relative(path: Path, start: Path) -> str:
     return os.path.relpath(path, start)
 
@@ -304,7 +312,7 @@ class _Collector:
                     self._fail(target, "two files ask for different texts")
                 sources = [*self.companions[target][2], path]
             self.companions[target] = (name, text, sources)
-        self.reliances[path] = {Path(os.path.normpath(path.parent / p)) for p in outcome.reliances}
+        self.reliances[path] = {_beside(path, p) for p in outcome.reliances}
         for req, (name, names) in outcome.requirements.items():
             found = _find_requirements(Path(os.path.realpath(path.parent)))
             if found is None:
