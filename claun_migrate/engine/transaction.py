@@ -140,7 +140,6 @@ class Transaction:
         self.journal = state / "journal" / f"{_key(root)}.json"
         self.stage = str(state / "staging" / self.id)
         self.entries: dict[str, Entry] = {}
-        self.renamed = False
 
     def _save(self, state: str) -> None:
         record = {
@@ -187,17 +186,20 @@ class Transaction:
         self._save("staging")
         os.makedirs(self.stage, exist_ok=True)
         for path, entry in list(self.entries.items()):
-            data, expected = files[path]
             try:
-                problem = self._stage(entry, data, expected, local[path])
+                problem = self._stage(entry, files[path][0], local[path])
             except OSError as exc:
                 problem = f"cannot write: {exc.strerror or exc}"
             if problem:
                 failed[path] = problem
                 self.discard([path])
+        for path, entry in list(self.entries.items()):  # last, to keep the window short
+            if read_digest(entry.target) != entry.before:
+                failed[path] = "changed on disk since it was read: not overwritten (run again)"
+                self.discard([path])
         return failed
 
-    def _stage(self, entry: Entry, data: bytes, expected: str | None, local: bool) -> str | None:
+    def _stage(self, entry: Entry, data: bytes, local: bool) -> str | None:
         folder = os.path.dirname(entry.target)
         if not local and os.path.isdir(folder) and not os.access(folder, os.W_OK | os.X_OK):
             return f"cannot write: folder {folder} is not writable"
@@ -211,8 +213,6 @@ class Transaction:
                 os.link(entry.target, entry.backup, follow_symlinks=False)
             except OSError:
                 shutil.copy2(entry.target, entry.backup, follow_symlinks=False)
-        if read_digest(entry.target) != expected:
-            return "changed on disk since it was read: not overwritten (run again)"
         return None
 
     def discard(self, paths: Iterable[str]) -> None:
@@ -226,7 +226,6 @@ class Transaction:
         """Journal the staged files, then rename them into place (SIGINT waits till done)."""
         with sigint_deferred():
             self._save("commit")
-            self.renamed = True
             for entry in self.entries.values():
                 os.makedirs(os.path.dirname(entry.target), exist_ok=True)
                 os.replace(entry.staged, entry.target)
@@ -288,6 +287,9 @@ def recover(state: Path, root: str, *, exclusive_held: bool) -> list[str]:
     (``exclusive_held``); the others are taken here, and skipped while their run is alive."""
     messages = []
     folder = state / "journal"
+    if exclusive_held:  # half-written journals of this tree (a kill inside write_atomic)
+        for stale in folder.glob(f".{_key(root)}.json.*.tmp"):
+            stale.unlink(missing_ok=True)
     for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
         try:
             record = json.loads(path.read_text())
