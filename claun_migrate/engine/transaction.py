@@ -229,6 +229,8 @@ class Transaction:
             for entry in self.entries.values():
                 os.makedirs(os.path.dirname(entry.target), exist_ok=True)
                 os.replace(entry.staged, entry.target)
+            for folder in {os.path.dirname(e.target) for e in self.entries.values()}:
+                _sync_folder(folder)  # the renames reach the disk before the journal goes
 
     def rollback(self) -> None:
         """Put back every original this transaction replaced (its journal says which)."""
@@ -246,6 +248,15 @@ class Transaction:
 
     def _record(self) -> dict:
         return json.loads(self.journal.read_text())
+
+
+def _sync_folder(folder: str) -> None:
+    with contextlib.suppress(OSError):  # not every filesystem lets a folder be fsynced
+        fd = os.open(folder, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _remove(*paths: str | None) -> None:
