@@ -324,3 +324,17 @@ def test_an_unwritable_state_folder_fails_apply_clearly_and_lets_check_run(
     with pytest.raises(TreeBusy, match="cannot use the state folder"):
         run(root, write=True)
     assert snapshot(root) == ORIGINAL
+
+
+def test_write_files_writes_all_or_none(root: Path, state: Path) -> None:
+    from claun_migrate.engine import write_files
+
+    new = {root / "a.py": (b"bar = 1\n", b"foo = 1\n"), root / "c.py": (b"new\n", None)}
+    stale = {**new, root / "b.py": (b"bar = 2\n", b"not what is there\n")}
+    problems = write_files(root, stale)
+    assert [(p.path.name, p.message.startswith("changed on disk")) for p in problems] == [
+        ("b.py", True)
+    ]
+    assert snapshot(root) == ORIGINAL
+    assert write_files(root, new) == []
+    assert snapshot(root) == {**ORIGINAL, "a.py": b"bar = 1\n", "c.py": b"new\n"}

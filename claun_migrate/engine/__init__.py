@@ -44,6 +44,7 @@ __all__ = [
     "select_codemods",
     "skipped_dir",
     "write_atomic",
+    "write_files",
 ]
 
 SKIP_DIRS = frozenset(
@@ -626,6 +627,29 @@ def migrate(
                 for change in again.collector.result.changes
             ]
     return result
+
+
+def write_files(
+    root: Path, files: Mapping[Path, tuple[bytes, bytes | None]], *, state_dir: Path | None = None
+) -> list[FileError]:
+    """Write ``files`` (path -> new bytes and the bytes expected there now, None for a new
+    file) into the tree ``root`` as one transaction under its lock: all of them, or none and
+    the reasons (a file changed on disk, one that cannot be written, a link out of the tree)."""
+    state = state_dir or default_dir()
+    real = os.path.realpath(root)
+    with transaction.open_tree(state, real, write=True) as notices:
+        for notice in notices:
+            transaction.say(notice)
+        txn = transaction.Transaction(real, state)
+        try:
+            expected = {str(p): (data, transaction.digest(old)) for p, (data, old) in files.items()}
+            failed = txn.prepare(expected, [real])
+            if failed:
+                return [FileError(Path(p), message) for p, message in failed.items()]
+            txn.commit()
+        finally:
+            txn.close()
+    return []
 
 
 def _scan(
