@@ -28,6 +28,8 @@ class Finding:
     code: str
     message: str
     suggestion: str = ""
+    pending: bool = False
+    """A migration left to do (connect-per-call still in the tree): ``check`` fails on it."""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -41,6 +43,23 @@ def report(
     position = context.wrapper.resolve(PositionProvider)[node].start
     findings: list[Finding] = context.scratch.setdefault(FINDINGS, [])
     finding = Finding(position.line, position.column + 1, code, message, suggestion)
+    if finding not in findings:
+        findings.append(finding)
+
+
+def report_at(
+    context: CodemodContext,
+    line: int,
+    column: int,
+    code: str,
+    message: str,
+    suggestion: str = "",
+    *,
+    pending: bool = False,
+) -> None:
+    """Record a finding at ``line`` and 0-based ``column`` (positions from the data-layer model)."""
+    findings: list[Finding] = context.scratch.setdefault(FINDINGS, [])
+    finding = Finding(line, column + 1, code, message, suggestion, pending)
     if finding not in findings:
         findings.append(finding)
 

@@ -53,7 +53,7 @@ from libcst.metadata import (
 
 from claun_migrate.codemods._sql import Column, create_tables, output_columns
 from claun_migrate.codemods._support import findings, report
-from claun_migrate.codemods.pool_connections import rows_are_shipped
+from claun_migrate.codemods.data_layer import rows_are_shipped
 
 DESCRIPTION = 'Rewrite row[1] to row["name"] where the SQL proves the column; report the rest.'
 TRIGGERS = ("execute_sql", "fetchone", "fetchall", "fetchmany")
@@ -145,8 +145,8 @@ def plain_rows_reason(sources: Mapping[str, str], *, pending: bool = True) -> st
     }
     if not layers:
         return "no module in this run defines execute_sql"
-    for path, text in sorted(layers.items()):
-        if not rows_are_shipped(path, text, pending=pending):
+    for path in sorted(layers):
+        if not rows_are_shipped(path, sources, pending=pending):
             if pending:
                 return f"the execute_sql of {path} is not migrated, nor migrated in this run"
             return f"the execute_sql of {path} is not migrated by pool-connections"

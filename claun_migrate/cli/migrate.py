@@ -91,6 +91,8 @@ def exit_code(result: RunResult, *, pending_fails: bool, findings_fail: bool = F
         return 2
     if pending_fails and result.changes and not result.written:
         return 1
+    if pending_fails and any(f.finding.pending for f in result.findings):
+        return 1  # connect-per-call left in the tree is a pending migration, never clean
     return 1 if findings_fail and result.findings else 0
 
 

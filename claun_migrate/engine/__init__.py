@@ -663,7 +663,7 @@ def _scan(
 ) -> _Run:
     result = RunResult(selected=names)
     triggers = {n: [t.encode() for t in declared(registry[n], "TRIGGERS")] for n in names}
-    candidates: list[tuple[Path, list[str]]] = []
+    candidates: dict[Path, list[str]] = {}
     texts: dict[Path, tuple[str, str]] = {}
     digests: dict[Path, str | None] = {}
     collector = _Collector(result)
@@ -679,28 +679,37 @@ def _scan(
         if data.startswith(generated):  # a runtime copy: managed as a companion, never edited
             continue
         wanted = [n for n in names if not triggers[n] or any(t in data for t in triggers[n])]
-        if not wanted:
+        if len(data) > limit:  # too costly to parse, and to gather from
+            if wanted:
+                collector._fail(
+                    path,
+                    f"too large to migrate ({len(data) / 1e3:.0f} KB; the limit is "
+                    f"{limit / 1e3:g} KB, $CLAUN_MIGRATE_MAX_FILE_BYTES): exclude it, or raise "
+                    "the limit",
+                )
             continue
-        if len(data) > limit:
-            collector._fail(
-                path,
-                f"too large to migrate ({len(data) / 1e3:.0f} KB; the limit is {limit / 1e3:g} KB"
-                ", $CLAUN_MIGRATE_MAX_FILE_BYTES): exclude it, or raise the limit",
-            )
-            continue
-        candidates.append((path, wanted))
+        if wanted:
+            candidates[path] = wanted
         digests[path] = transaction.digest(data)
         try:
             texts[path] = decode(data)  # the bytes the prefilter saw, read once
         except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
-            collector._fail(path, f"cannot decode: {exc}")
+            if wanted:
+                collector._fail(path, f"cannot decode: {exc}")
+    # gather sees every file: whether code is a data-layer site depends on its imports
     sources = {str(path): text for path, (text, _) in texts.items()}
     kwargs = {
         n: registry[n].gather(sources) if hasattr(registry[n], "gather") else {} for n in names
     }
+    for n in names:  # files a codemod's gathered arguments name, whatever their words
+        targets = registry[n].targets(kwargs[n]) if hasattr(registry[n], "targets") else ()
+        for path in texts:
+            if str(path) in targets and n not in candidates.get(path, []):
+                listed = candidates.setdefault(path, [])
+                listed[:] = [name for name in names if name in listed or name == n]
     work = [
         (str(path), *texts[path], tuple((n, registry[n], kwargs[n]) for n in wanted))
-        for path, wanted in candidates
+        for path, wanted in candidates.items()
         if path in texts
     ]
     cache = ResultCache(cache_dir) if cache_dir else None
