@@ -45,6 +45,7 @@ def report(
     finding = Finding(position.line, position.column + 1, code, message, suggestion)
     if finding not in findings:
         findings.append(finding)
+        context.warnings.append(f"{finding.line}:{finding.column} {code} {message}")  # libcst CLI
 
 
 def report_at(
@@ -62,6 +63,7 @@ def report_at(
     finding = Finding(line, column + 1, code, message, suggestion, pending)
     if finding not in findings:
         findings.append(finding)
+        context.warnings.append(f"{finding.line}:{finding.column} {code} {message}")  # libcst CLI
 
 
 def add_companion(context: CodemodContext, relative_path: str, text: str) -> None:

@@ -900,6 +900,22 @@ def _escapes(
                 info, node, f"`{var}` is bound to another connection in the same function", ""
             )
         if isinstance(parent, ast.Attribute):
+            call = parents.get(parent)
+            holder = parents.get(call) if isinstance(call, ast.Call) else None
+            if isinstance(holder, ast.Tuple):
+                holder = parents.get(holder)
+            stored = isinstance(holder, ast.Assign) and not all(
+                isinstance(t, ast.Name) for t in holder.targets
+            )
+            if parent.attr == "cursor" and (
+                isinstance(holder, ast.Return | ast.Yield | ast.YieldFrom) or stored
+            ):
+                return _problem(
+                    info,
+                    node,
+                    f"a cursor of `{var}` leaves the function, and with it the connection",
+                    _GIVE_BACK_HINT,
+                )
             continue
         if isinstance(parent, ast.If | ast.IfExp | ast.BoolOp | ast.withitem | ast.Assert):
             continue
@@ -965,7 +981,7 @@ def analyse(sources: Mapping[str, str]) -> Model:
     return model
 
 
-_RUNTIME_ROWS = re.compile(r"^\s*from\s+\S*\bdb_(rows|pool)\b\s+import", re.MULTILINE)
+_RUNTIME_ROWS = re.compile(r"^\s*from\s+\S*\bdb_rows\b\s+import", re.MULTILINE)
 _RUNTIME_SQLITE = re.compile(r"^\s*from\s+\S*\bdb_sqlite\b\s+import", re.MULTILINE)
 
 
@@ -977,9 +993,39 @@ def rows_are_shipped(path: str, sources: Mapping[str, str], *, pending: bool = T
     text = sources.get(path, "")
     if _RUNTIME_ROWS.search(text):
         return True
-    if _RUNTIME_SQLITE.search(text) and "psycopg2" not in text:
+    if _RUNTIME_SQLITE.search(text) and "psycopg2" not in text and "db_pool" not in text:
         return True
-    return pending and path in analyse(sources).shipped_rows
+    if not pending:
+        return False
+    model = analyse(sources)
+    return path in model.shipped_rows and not runtime_copies_blocked(model.home)
+
+
+def runtime_copies_blocked(home: str | None) -> list[str]:
+    """The runtime copies in ``home`` that a run cannot write: edited by hand since
+    claun-migrate generated them, or files of the same name that are not ours."""
+    if home is None:
+        return []
+    blocked = []
+    for name in RUNTIME_FILES:
+        try:
+            with open(os.path.join(home, name), encoding="utf-8") as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError):
+            blocked.append(name)
+            continue
+        header, _, rest = text.partition("\n")
+        if not header.startswith("# claun-migrate runtime") or _is_edited(text):
+            blocked.append(name)
+    return blocked
+
+
+def _is_edited(text: str) -> bool:
+    from claun_migrate.codemods._support import is_pristine
+
+    return is_pristine(text) is False
 
 
 def _home(sources: Mapping[str, str], model: Model, migrated: list[_Source]) -> str | None:

@@ -177,6 +177,7 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
         borrow = self._edit(original_node, "borrow")
         if borrow is not None and borrow.arg == "closing":  # closing(x) -> borrowed(x)
             RemoveImportsVisitor.remove_unused_import(self.context, "contextlib", "closing")
+            RemoveImportsVisitor.remove_unused_import(self.context, "contextlib")
             return updated_node.with_changes(func=cst.Name(self._runtime("db_pool", "borrowed")))
         return updated_node
 

@@ -271,9 +271,7 @@ def test_no_requirements_file_is_a_review_item(tmp_path: Path) -> None:
     assert codes == {"REQ001"}
 
 
-def test_gather_sees_every_source_and_only_prefiltered_files_are_transformed(
-    tmp_path: Path,
-) -> None:
+def test_gather_sees_every_discovered_source_and_only_triggered_files_are_parsed(tmp_path):
     for name in ["a", "b"]:
         (tmp_path / f"{name}.py").write_text("census = 1\n")
     (tmp_path / "c.py").write_text("other = 1\n")

@@ -115,3 +115,21 @@ def test_returning_rows_can_be_fetched_after_the_commit_as_on_postgresql(tmp_pat
     short_lived = get_db(path)
     assert [tuple(r) for r in short_lived.execute("SELECT id FROM t ORDER BY id")] == [(1,), (2,)]
     short_lived.close()
+
+
+def test_the_copies_import_in_a_flat_app_without_a_package(tmp_path) -> None:
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    runtime = Path(db_pool.__file__).parent
+    for name in ("db_pool.py", "db_rows.py", "db_sqlite.py"):
+        shutil.copy(runtime / name, tmp_path / name)
+    code = "import db_sqlite, db_pool\nprint(db_sqlite.get_db(':memory:').execute('SELECT 1')"
+    code += ".fetchone()[0])"
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "1"

@@ -19,7 +19,10 @@ import re
 import sqlite3
 from typing import Any
 
-from .db_rows import sqlite_row_factory
+try:
+    from .db_rows import sqlite_row_factory
+except ImportError:  # copied into a flat app, where it is a top-level module beside db_rows
+    from db_rows import sqlite_row_factory  # type: ignore[no-redef]
 
 _G_KEY = "_claun_sqlite_connections"
 
