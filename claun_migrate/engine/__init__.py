@@ -168,7 +168,7 @@ def discover(paths: Iterable[Path], exclude: Sequence[str] = ()) -> list[Path]:
     """Python files under ``paths``, skipping VCS, virtualenv, cache and build folders."""
     found: list[Path] = []
     for root in paths:
-        if root.is_file():
+        if not root.is_dir():  # a file, or a link that cannot be followed: its read says why
             found.append(root)
             continue
         for folder, dirs, files in os.walk(root):
