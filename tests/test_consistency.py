@@ -260,9 +260,9 @@ def test_the_fixture_is_never_left_importing_a_layer_that_was_not_written(
                 base = module.parent
                 for _ in range(node.level - 1):
                     base = base.parent
-                if not node.level:
-                    base = root
-                imported = base.joinpath(*node.module.split(".")).with_suffix(".py")
+                bases = [base] if node.level else [module.parent, root]  # flat apps too
+                candidates = [b.joinpath(*node.module.split(".")).with_suffix(".py") for b in bases]
+                imported = next((c for c in candidates if c.is_file()), candidates[-1])
                 assert imported.is_file(), f"{module} imports {node.module}, not written"
                 defined = consistency._defined(imported.read_text())
                 assert defined is not None
