@@ -23,7 +23,7 @@ from claun_migrate.cli import selection
 from claun_migrate.cli.exits import internal_errors_exit_2
 from claun_migrate.codemods import CODEMODS
 from claun_migrate.config import Config, ConfigError, load
-from claun_migrate.engine import RunResult, SelectionError, migrate
+from claun_migrate.engine import RunResult, SelectionError, TreeBusy, migrate
 from claun_migrate.engine.cache import default_dir
 
 
@@ -131,6 +131,13 @@ def run(
             )
     except SelectionError as exc:
         raise click.UsageError(str(exc)) from exc
+    except TreeBusy as exc:
+        click.echo(f"claun-migrate: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        # the engine has removed its temporary files and stopped its workers
+        click.echo("claun-migrate: interrupted; the tree is as it was or wholly written", err=True)
+        sys.exit(130)
     report.locate_syntax_errors(result)
     suppressed = selection.filter_findings(result, chosen, config)
     if verbose:

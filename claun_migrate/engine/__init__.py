@@ -8,19 +8,14 @@ findings, companion files and requirements in ``context.scratch`` (see ``codemod
 
 from __future__ import annotations
 
-import contextlib
-import difflib
 import fnmatch
 import io
 import os
 import re
-import stat
 import sys
-import tempfile
 import tokenize
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,13 +25,33 @@ from libcst.codemod import Codemod, CodemodContext, SkipFile
 
 from claun_migrate.codemods import CODEMODS
 from claun_migrate.codemods import _support as support
-from claun_migrate.engine.cache import ResultCache
+from claun_migrate.engine import consistency, transaction
+from claun_migrate.engine.cache import ResultCache, default_dir
+from claun_migrate.engine.edits import count_edits
+from claun_migrate.engine.transaction import TreeBusy, write_atomic
+from claun_migrate.engine.workers import PARALLEL_MIN_FILES, run_jobs
+
+__all__ = [
+    "Change",
+    "FileError",
+    "Located",
+    "PARALLEL_MIN_FILES",
+    "RunResult",
+    "SelectionError",
+    "TreeBusy",
+    "discover",
+    "migrate",
+    "select_codemods",
+    "skipped_dir",
+    "write_atomic",
+    "write_files",
+]
 
 SKIP_DIRS = frozenset(
     {".git", ".hg", ".svn", ".tox", ".nox", ".venv", "venv", "node_modules", "__pycache__"}
     | {"build", "dist", ".eggs", "site-packages", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
 )
-PARALLEL_MIN_FILES = 8
+MAX_FILE_BYTES = 512_000  # a parsed file above this is reported (docs/reliability.md)
 
 
 def skipped_dir(folder: str | Path, name: str) -> bool:
@@ -107,6 +122,7 @@ class _Outcome:
     findings: list[tuple[str, support.Finding]] = field(default_factory=list)
     companions: dict[str, tuple[str, str]] = field(default_factory=dict)
     requirements: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+    reliances: set[str] = field(default_factory=set)
     error: str | None = None
 
 
@@ -152,7 +168,7 @@ def discover(paths: Iterable[Path], exclude: Sequence[str] = ()) -> list[Path]:
     """Python files under ``paths``, skipping VCS, virtualenv, cache and build folders."""
     found: list[Path] = []
     for root in paths:
-        if root.is_file():
+        if not root.is_dir():  # a file, or a link that cannot be followed: its read says why
             found.append(root)
             continue
         for folder, dirs, files in os.walk(root):
@@ -178,11 +194,6 @@ def decode(data: bytes) -> tuple[str, str]:
     return data.decode(encoding), encoding
 
 
-def _count_edits(before: str, after: str) -> int:
-    matcher = difflib.SequenceMatcher(None, before.splitlines(), after.splitlines(), False)
-    return sum(tag != "equal" for tag, *_ in matcher.get_opcodes())
-
-
 def _transform(
     job: tuple[str, str, str, tuple[tuple[str, type[Codemod], dict[str, Any]], ...]],
 ) -> _Outcome:
@@ -206,24 +217,17 @@ def _transform(
             return outcome
         new_code = new_tree.code
         if new_code != code:
-            outcome.edits[name] = _count_edits(code, new_code)
+            outcome.edits[name] = count_edits(code, new_code)
             outcome.codemods += (name,)
         outcome.findings += [(name, f) for f in support.findings(context)]
         for rel, companion in support.companions(context).items():
             outcome.companions[rel] = (name, companion)
         for req, names in support.requirements(context).items():
             outcome.requirements[req] = (name, names)
+        outcome.reliances |= support.reliances(context)
         tree, code = new_tree, new_code
     outcome.after = code
     return outcome
-
-
-def _run_jobs(jobs: list[Any], workers: int) -> list[_Outcome]:
-    if workers <= 1 or len(jobs) < PARALLEL_MIN_FILES:
-        return [_transform(job) for job in jobs]
-    workers = min(workers, len(jobs))
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(_transform, jobs, chunksize=max(1, len(jobs) // (workers * 4))))
 
 
 def _requirement_name(line: str) -> str:
@@ -239,20 +243,34 @@ def _find_requirements(start: Path) -> Path | None:
     return None
 
 
-def _read_text(path: Path) -> str | None:
+def _read_text(path: Path) -> tuple[str | None, str | None]:
+    """The UTF-8 text of ``path`` and the digest of its bytes (None, None if absent)."""
     try:
-        return path.read_bytes().decode("utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
-        return None
+        return None, None
+    return data.decode("utf-8", errors="surrogateescape"), transaction.digest(data)
+
+
+def _beside(path: Path, other: str) -> Path:
+    """``other`` (absolute, or relative to ``path``'s folder) spelt as the run spells ``path``
+    (relative paths stay relative to the working directory)."""
+    if os.path.isabs(other) and not path.is_absolute():
+        return Path(os.path.relpath(other))
+    return Path(os.path.normpath(path.parent / other))
+
+
+def _relative(path: Path, start: Path) -> str:
+    return os.path.relpath(path, start)
 
 
 class _Collector:
-    """Turns per-file outcomes into changes, findings and errors for one run.
+    """Turns per-file outcomes into the run's changes, findings and errors.
 
-    A file's change is kept back until ``finish``: when a companion it asks for cannot be
-    written (edited by hand, or not ours), the file would import something that is not there
-    or not ours, so it is an error and the file, with its companions and requirements, is left
-    untouched.
+    An edit is written only with what it needs: when a file fails (it cannot be parsed,
+    transformed or written, or its companion cannot be written), every change that relies on
+    it is held back too, transitively, with an error saying why; a companion that only
+    held-back files asked for is not written. Unrelated files still migrate.
     """
 
     BLOCKED = {
@@ -268,31 +286,36 @@ class _Collector:
 
     def __init__(self, result: RunResult) -> None:
         self.result = result
-        self.changed: list[tuple[Change, dict[str, int]]] = []
+        self.changed: dict[Path, tuple[Change, dict[str, int]]] = {}
         self.companions: dict[Path, tuple[str, str, list[Path]]] = {}
         self.requirements: dict[Path, dict[str, list[tuple[str, tuple[str, ...], Path]]]] = {}
+        self.reliances: dict[Path, set[Path]] = {}
+        self.digests: dict[Path, str | None] = {}
+        self.failed: dict[Path, str] = {}
+        self._existing: dict[Path, tuple[str | None, str | None]] = {}
+        self.unreadable: dict[Path, str] = {}
 
-    def add(self, outcome: _Outcome) -> None:
+    def add(self, outcome: _Outcome, digest: str | None) -> None:
         path = Path(outcome.path)
         if outcome.error:
-            self.result.errors.append(FileError(path, outcome.error))
+            self._fail(path, outcome.error)
             return
         self.result.findings += [Located(path, name, f) for name, f in outcome.findings]
         if outcome.after != outcome.before:
             change = Change(path, outcome.before, outcome.after, outcome.encoding, outcome.codemods)
-            self.changed.append((change, outcome.edits))
+            self.changed[path] = (change, outcome.edits)
+            self.digests[path] = digest
         for rel, (name, text) in outcome.companions.items():
             target = Path(os.path.normpath(path.parent / rel))
             sources = [path]
             if target in self.companions:
                 if self.companions[target][1] != text:
-                    self.result.errors.append(
-                        FileError(target, "two files ask for different texts")
-                    )
+                    self._fail(target, "two files ask for different texts")
                 sources = [*self.companions[target][2], path]
             self.companions[target] = (name, text, sources)
+        self.reliances[path] = {_beside(path, p) for p in outcome.reliances}
         for req, (name, names) in outcome.requirements.items():
-            found = _find_requirements(path.parent.resolve())
+            found = _find_requirements(Path(os.path.realpath(path.parent)))
             if found is None:
                 message = f"no requirements.txt found; the migrated code needs {req}"
                 self._finding(path, name, "REQ001", message, f"add {req} to your requirements")
@@ -301,66 +324,115 @@ class _Collector:
                     (name, names, path)
                 )
 
+    def _fail(self, path: Path, message: str) -> None:
+        self.result.errors.append(FileError(path, message))
+        self.failed[path] = message
+
     def _finding(self, path: Path, name: str, code: str, message: str, hint: str = "") -> None:
         self.result.findings.append(Located(path, name, support.Finding(1, 1, code, message, hint)))
 
+    def existing(self, path: Path) -> tuple[str | None, str | None]:
+        """Text and digest of a file the run may replace (read once; an unreadable one is
+        a failure of that file)."""
+        if path not in self._existing:
+            try:
+                self._existing[path] = _read_text(path)
+            except OSError as exc:
+                self._existing[path] = (None, None)
+                self.unreadable[path] = f"cannot read: {exc.strerror or exc}"
+        return self._existing[path]
+
+    def _unwritable(self) -> dict[Path, str]:
+        """Companions that exist, differ and are not ours to replace: path -> GEN code."""
+        found = {}
+        for target, (_, text, _) in self.companions.items():
+            existing, _ = self.existing(target)
+            if existing is None or existing == text:
+                continue
+            pristine = support.is_pristine(existing)
+            if not pristine:
+                found[target] = "GEN001" if pristine is False else "GEN002"
+        return found
+
     def _blocked_sources(self, unwritable: dict[Path, str]) -> dict[Path, str]:
         """Changed files that ask for an unwritable companion, with the error message."""
-        changed = {change.path for change, _ in self.changed}
         problems: dict[Path, list[str]] = {}
         for target, code in sorted(unwritable.items()):
             for source in self.companions[target][2]:
-                if source in changed:
+                if source in self.changed:
                     reason, hint = self.BLOCKED[code]
-                    rel = os.path.relpath(target, source.parent)
+                    rel = _relative(target, source.parent)
                     problems.setdefault(source, []).append(
                         f"it needs {rel}, which is {reason}; {hint}"
                     )
         return {source: "not migrated: " + "; also ".join(p) for source, p in problems.items()}
 
-    def finish(self) -> None:
-        writes: list[tuple[Path, str, str | None, str]] = []
-        unwritable: dict[Path, str] = {}
-        for target, (name, text, _) in sorted(self.companions.items()):
-            existing = _read_text(target)
-            if existing == text:
-                continue
-            pristine = None if existing is None else support.is_pristine(existing)
-            if existing is None or pristine:
-                writes.append((target, name, existing, text))
-            else:
-                unwritable[target] = "GEN001" if pristine is False else "GEN002"
-        blocked = self._blocked_sources(unwritable)
-        for change, edits in self.changed:
-            if change.path in blocked:
-                self.result.errors.append(FileError(change.path, blocked[change.path]))
-            else:
-                self.result.changes.append(change)
-                self.result.edits.update(edits)
-        for target, code in sorted(unwritable.items()):
-            name, _, sources = self.companions[target]
-            unchanged = [source for source in sources if source not in blocked]
-            if not unchanged:
-                continue
-            # files already importing it: this run breaks nothing, the copy stays as it is
-            if code == "GEN001":
-                message = f"{target.name} was generated by claun-migrate and edited since"
-                self._finding(target, name, code, message, "diff it against the new version")
-            else:
-                message = f"{target.name} exists and was not generated by claun-migrate"
-                hint = f"rename it; {unchanged[0]} needs ours"
-                self._finding(target, name, code, message, hint)
-        for target, name, existing, text in writes:
-            if any(source not in blocked for source in self.companions[target][2]):
-                self.result.changes.append(Change(target, existing, text, "utf-8", (name,)))
-                self.result.edits[name] += 1
+    def plan(self, failed: Mapping[Path, str]) -> tuple[list[tuple[Change, dict[str, int]]], dict]:
+        """The changes to write when the files in ``failed`` cannot be, and the changes held
+        back because they rely on a failed or held-back one (path -> message)."""
+        unwritable = self._unwritable()
+        for target, _ in self.requirements.items():
+            self.existing(target)
+        failed = {**self.unreadable, **failed}
+        held = self._blocked_sources(unwritable)
+        companions = {t: c for t, c in self.companions.items() if t not in unwritable}
+        written = {t for t, (_, text, _) in companions.items() if self.existing(t)[0] != text}
+        planned = set(self.changed) | written
+        while True:
+            out = {**failed, **held}
+            live_companions = {
+                t for t in written - set(out) if any(s not in out for s in companions[t][2])
+            }
+            made = (set(self.changed) - set(out)) | live_companions
+            new = {}
+            for source in sorted(set(self.changed) - set(out)):
+                needs = [t for t, (_, _, s) in companions.items() if source in s]
+                for need in [*needs, *sorted(self.reliances.get(source, ()))]:
+                    why = self._unmet(need, planned, made, out)
+                    if why:
+                        new[source] = (
+                            f"not migrated: it relies on {_relative(need, source.parent)}, {why}"
+                        )
+                        break
+            if not new:
+                break
+            held.update(new)
+        changes = [(c, e) for p, (c, e) in self.changed.items() if p in made]
+        for target in sorted(live_companions):
+            name, text, _ = companions[target]
+            existing, digest = self.existing(target)
+            self.digests[target] = digest
+            changes.append((Change(target, existing, text, "utf-8", (name,)), {name: 1}))
+        changes += self._requirement_changes(set(out))
+        return changes, held
+
+    @staticmethod
+    def _unmet(need: Path, planned: set[Path], made: set[Path], out: Mapping[Path, str]) -> str:
+        if need in out:
+            reason = out[need]
+            return (
+                f"which is held back ({reason})"
+                if reason.startswith("not migrated")
+                else (f"which failed: {reason}")
+            )
+        if need in planned and need not in made:
+            return "whose edit is not written"
+        if need not in planned and not os.path.exists(need):
+            return "which does not exist"
+        return ""
+
+    def _requirement_changes(self, out: set[Path]) -> list[tuple[Change, dict[str, int]]]:
+        changes = []
         for target, requested in sorted(self.requirements.items()):
+            if target in out:
+                continue
             wanted = {
                 req: (asks[0][0], asks[0][1])
                 for req, asks in requested.items()
-                if any(source not in blocked for _, _, source in asks)
+                if any(source not in out for _, _, source in asks)
             }
-            before = _read_text(target) or ""
+            before, digest = self.existing(target)
+            before = before or ""
             present = {_requirement_name(line) for line in before.splitlines()}
             missing = [req for req, (_, names) in wanted.items() if not present & set(names)]
             if not missing:
@@ -369,39 +441,144 @@ class _Collector:
             after = before if not before or before.endswith("\n") else before + newline
             after += "".join(req + newline for req in missing)
             names = tuple(sorted({wanted[req][0] for req in missing}))
-            self.result.changes.append(Change(target, before, after, "utf-8", names))
-            for req in missing:
-                self.result.edits[wanted[req][0]] += 1
+            self.digests[target] = digest
+            edits = Counter(wanted[req][0] for req in missing)
+            changes.append((Change(target, before, after, "utf-8", names), dict(edits)))
+        return changes
+
+    def unwritable_findings(self, held: Mapping[Path, str]) -> None:
+        """Review findings for companions that cannot be written but that only files this
+        run does not change ask for (they already import it: nothing breaks)."""
+        for target, code in sorted(self._unwritable().items()):
+            name, _, sources = self.companions[target]
+            unchanged = [source for source in sources if source not in held]
+            if not unchanged:
+                continue
+            if code == "GEN001":
+                message = f"{target.name} was generated by claun-migrate and edited since"
+                self._finding(target, name, code, message, "diff it against the new version")
+            else:
+                message = f"{target.name} exists and was not generated by claun-migrate"
+                hint = f"rename it; {unchanged[0]} needs ours"
+                self._finding(target, name, code, message, hint)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Replace ``path`` with ``data`` all at once, keeping its mode and owner (temp file,
-    fsync, rename). A symbolic link is written through: its target is replaced, the link kept.
-    """
-    path = Path(os.path.realpath(path))
-    owner = None
-    try:
-        info = path.stat()
-        mode, owner = stat.S_IMODE(info.st_mode), (info.st_uid, info.st_gid)
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        mode = 0o666 & ~umask
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, mode)
-        if owner is not None and hasattr(os, "chown"):
-            with contextlib.suppress(OSError):  # only root may give a file away
-                os.chown(tmp, *owner)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+class _Run:
+    """One run over a tree: the planned changes, settled so each is written with its needs."""
+
+    def __init__(self, collector: _Collector, root: Path, allowed: list[str]) -> None:
+        self.collector = collector
+        self.root = root
+        self.allowed = allowed
+        self.failed = dict(collector.failed)
+        self._checked: dict[tuple[Path, str], str | None] = {}
+
+    def settle(self) -> tuple[list[tuple[Change, dict[str, int]]], dict[Path, str]]:
+        """Plan, then fail the changes whose added imports do not resolve, that do not
+        compile or that would be written through a symbolic link out of the tree; repeat
+        until nothing more fails."""
+        while True:
+            changes, held = self.collector.plan(self.failed)
+            planned = consistency.Tree({Path(os.path.abspath(c.path)): c.after for c, _ in changes})
+            new = {}
+            by_real: dict[str, Path] = {}
+            for change, _ in sorted(changes, key=lambda c: os.path.islink(c[0].path)):
+                real = os.path.realpath(change.path)
+                problem = self._problem(change, planned)
+                if real in by_real:
+                    problem = f"is a symbolic link to {by_real[real]}, which the run migrates"
+                by_real.setdefault(real, change.path)
+                if problem:
+                    new[change.path] = problem
+            if not new:
+                return changes, held
+            self.failed.update(new)
+
+    def _problem(self, change: Change, planned: consistency.Tree) -> str | None:
+        real = os.path.realpath(change.path)
+        if not any(transaction.inside(real, root) for root in self.allowed):
+            return f"is a symbolic link to {real}, outside the tree: not written"
+        if change.path.suffix != ".py":
+            return None
+        path = Path(os.path.abspath(change.path))
+        return consistency.problems(path, change.before, change.after, self.root, planned)
+
+    def publish(self, changes: list[tuple[Change, dict[str, int]]], held: dict) -> None:
+        """Put the settled plan into the result."""
+        result = self.collector.result
+        reported = {(e.path, e.message) for e in result.errors}
+        failures = [*self.collector.unreadable.items(), *self.failed.items(), *held.items()]
+        for path, message in failures:
+            if (path, message) not in reported:
+                result.errors.append(FileError(path, message))
+        result.changes = [change for change, _ in changes]
+        result.edits = Counter()
+        for _, edits in changes:
+            result.edits.update(edits)
+        self.collector.unwritable_findings(held)
+
+    def write(self, state: Path) -> None:
+        """Write the settled plan as one transaction; files that cannot be staged fail (and
+        take down what relies on them); if the written tree does not pass the checks, every
+        file is restored."""
+        result = self.collector.result
+        while True:
+            changes, held = self.settle()
+            files = {}
+            for change, _ in changes:
+                try:
+                    data = change.after.encode(change.encoding)
+                except UnicodeEncodeError as exc:
+                    self.failed[change.path] = f"cannot write: {exc}"
+                    break
+                files[str(change.path)] = (data, self.collector.digests.get(change.path))
+            else:
+                if not changes:
+                    self.publish(changes, held)
+                    result.written = True
+                    return
+                txn = transaction.Transaction(self.allowed[0], state)
+                try:
+                    failures = txn.prepare(files, self.allowed)
+                    if failures:
+                        self.failed.update({Path(p): m for p, m in failures.items()})
+                        continue
+                    self.publish(changes, held)
+                    self._commit(txn, result)
+                    result.written = True
+                    return
+                finally:
+                    txn.close()
+
+    def _commit(self, txn: transaction.Transaction, result: RunResult) -> None:
+        try:
+            txn.commit()
+            problems = [
+                (
+                    c.path,
+                    consistency.problems_on_disk(
+                        Path(os.path.abspath(c.path)), c.before, self.root
+                    ),
+                )
+                for c in result.changes
+                if c.path.suffix == ".py"
+            ]
+            problems = [(p, m) for p, m in problems if m]
+        except OSError as exc:
+            problems = [(Path(exc.filename or "?"), f"cannot write: {exc.strerror or exc}")]
+        if problems:
+            txn.rollback()
+            result.errors += [
+                FileError(p, f"{m}; every file of this run was restored") for p, m in problems
+            ]
+            result.changes = []
+            result.edits = Counter()
+
+
+def tree_root(paths: Sequence[Path]) -> Path:
+    """The folder holding everything a run over ``paths`` may change."""
+    folders = [os.path.abspath(p if p.is_dir() else p.parent) for p in paths]
+    return Path(os.path.commonpath(folders))
 
 
 def migrate(
@@ -415,39 +592,110 @@ def migrate(
     registry: Registry = CODEMODS,
     cache_dir: Path | None = None,
     confirm: bool = False,
+    state_dir: Path | None = None,
 ) -> RunResult:
-    """Run the selected codemods over ``paths``; with ``write`` apply the changes atomically.
+    """Run the selected codemods over ``paths``; with ``write`` apply the changes as one
+    transaction (see :mod:`claun_migrate.engine.transaction`).
 
-    Files that fail are reported in ``errors`` and left untouched; the others still migrate.
-    Nothing is written until every file has been transformed. With ``cache_dir``, results of
-    files whose text, codemods and gathered arguments are unchanged are reused, not recomputed.
-    With ``write`` and ``confirm``, a second pass over the written tree checks that it would
-    change nothing more (a codemod that is not idempotent is an error) and, with a cache,
-    leaves the next run nothing to recompute.
+    Files that fail are reported in ``errors`` and left untouched, with every change relying
+    on them; the others still migrate. With ``cache_dir``, results of files whose text,
+    codemods and gathered arguments are unchanged are reused. With ``write`` and ``confirm``,
+    a second pass over the written tree checks that it would change nothing more (a codemod
+    that is not idempotent is an error). The tree is locked for the run (``state_dir``,
+    default the cache folder, holds the lock and journal); an interrupted earlier run on it
+    is completed or rolled back first, and said on stderr. Raises :class:`TreeBusy` when
+    another run holds the tree too long.
     """
+    paths = [Path(p) for p in paths]
     names = select_codemods(select, ignore, registry)
+    state = state_dir or default_dir()
+    root = tree_root(paths)
+    with transaction.open_tree(state, os.path.realpath(root), write=write) as notices:
+        for notice in notices:
+            transaction.say(notice)
+        run = _scan(paths, names, exclude, jobs, registry, cache_dir, root)
+        if not write:
+            run.publish(*run.settle())
+            return run.collector.result
+        run.write(state)
+        result = run.collector.result
+        if confirm and result.changes:
+            again = _scan(paths, names, exclude, jobs, registry, cache_dir, root)
+            again.publish(*again.settle())
+            result.errors += [
+                FileError(change.path, "a second pass would change it again (a codemod bug)")
+                for change in again.collector.result.changes
+            ]
+    return result
+
+
+def write_files(
+    root: Path, files: Mapping[Path, tuple[bytes, bytes | None]], *, state_dir: Path | None = None
+) -> list[FileError]:
+    """Write ``files`` (path -> new bytes and the bytes expected there now, None for a new
+    file) into the tree ``root`` as one transaction under its lock: all of them, or none and
+    the reasons (a file changed on disk, one that cannot be written, a link out of the tree)."""
+    state = state_dir or default_dir()
+    real = os.path.realpath(root)
+    with transaction.open_tree(state, real, write=True) as notices:
+        for notice in notices:
+            transaction.say(notice)
+        txn = transaction.Transaction(real, state)
+        try:
+            expected = {str(p): (data, transaction.digest(old)) for p, (data, old) in files.items()}
+            failed = txn.prepare(expected, [real])
+            if failed:
+                return [FileError(Path(p), message) for p, message in failed.items()]
+            txn.commit()
+        finally:
+            txn.close()
+    return []
+
+
+def _scan(
+    paths: list[Path],
+    names: list[str],
+    exclude: Sequence[str],
+    jobs: int | None,
+    registry: Registry,
+    cache_dir: Path | None,
+    root: Path,
+) -> _Run:
     result = RunResult(selected=names)
     triggers = {n: [t.encode() for t in declared(registry[n], "TRIGGERS")] for n in names}
     candidates: dict[Path, list[str]] = {}
     texts: dict[Path, tuple[str, str]] = {}
+    digests: dict[Path, str | None] = {}
+    collector = _Collector(result)
     generated = support.GENERATED.encode()
-    for path in discover([Path(p) for p in paths], exclude):
+    limit = int(os.environ.get("CLAUN_MIGRATE_MAX_FILE_BYTES") or MAX_FILE_BYTES)
+    for path in discover(paths, exclude):
         result.files_scanned += 1
         try:
             data = path.read_bytes()
         except OSError as exc:
-            result.errors.append(FileError(path, f"cannot read: {exc.strerror or exc}"))
+            collector._fail(path, f"cannot read: {exc.strerror or exc}")
             continue
         if data.startswith(generated):  # a runtime copy: managed as a companion, never edited
             continue
         wanted = [n for n in names if not triggers[n] or any(t in data for t in triggers[n])]
+        if len(data) > limit:  # too costly to parse, and to gather from
+            if wanted:
+                collector._fail(
+                    path,
+                    f"too large to migrate ({len(data) / 1e3:.0f} KB; the limit is "
+                    f"{limit / 1e3:g} KB, $CLAUN_MIGRATE_MAX_FILE_BYTES): exclude it, or raise "
+                    "the limit",
+                )
+            continue
         if wanted:
             candidates[path] = wanted
+        digests[path] = transaction.digest(data)
         try:
             texts[path] = decode(data)  # the bytes the prefilter saw, read once
         except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
             if wanted:
-                result.errors.append(FileError(path, f"cannot decode: {exc}"))
+                collector._fail(path, f"cannot decode: {exc}")
     # gather sees every file: whether code is a data-layer site depends on its imports
     sources = {str(path): text for path, (text, _) in texts.items()}
     kwargs = {
@@ -468,49 +716,21 @@ def migrate(
     keys = [_cache_key(cache, job) for job in work] if cache else []
     cached = [cache.get(key) for key in keys] if cache else [None] * len(work)
     misses = [i for i, outcome in enumerate(cached) if outcome is None]
-    outcomes = _run_jobs([work[i] for i in misses], jobs or os.cpu_count() or 1)
+    outcomes = run_jobs(_transform, [work[i] for i in misses], jobs or os.cpu_count() or 1)
     for i, outcome in zip(misses, outcomes, strict=True):
         cached[i] = outcome
         if cache and outcome.error is None:
             cache.put(keys[i], outcome)
     result.files_parsed = len(misses)
     result.files_cached = len(work) - len(misses)
-    collector = _Collector(result)
     for outcome in cached:
-        collector.add(outcome)
-    collector.finish()
-    if write:
-        _write_all(result)
-        if confirm and result.changes:
-            again = migrate(
-                paths,
-                select=names,
-                exclude=exclude,
-                jobs=jobs,
-                registry=registry,
-                cache_dir=cache_dir,
-            )
-            result.errors += [
-                FileError(change.path, "a second pass would change it again (a codemod bug)")
-                for change in again.changes
-            ]
-    return result
+        collector.add(outcome, digests[Path(outcome.path)])
+    allowed = [os.path.realpath(root)]
+    allowed += [os.path.realpath(found.parent) for found in collector.requirements]
+    return _Run(collector, root, list(dict.fromkeys(allowed)))
 
 
 def _cache_key(cache: ResultCache, job: tuple[Any, ...]) -> str:
     path, text, encoding, codemods = job
     selection = tuple((name, kwargs) for name, _, kwargs in codemods)
-    return cache.key(path, str(Path(path).resolve()), text, encoding, selection)
-
-
-def _write_all(result: RunResult) -> None:
-    kept: list[Change] = []
-    for change in result.changes:
-        try:
-            write_atomic(change.path, change.after.encode(change.encoding))
-        except (OSError, UnicodeEncodeError) as exc:
-            result.errors.append(FileError(change.path, f"cannot write: {exc}"))
-        else:
-            kept.append(change)
-    result.changes = kept
-    result.written = True
+    return cache.key(path, os.path.realpath(path), text, encoding, selection)

@@ -18,7 +18,6 @@ import functools
 import hashlib
 import os
 import pickle
-import tempfile
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -75,13 +74,7 @@ class ResultCache:
             return None
 
     def put(self, key: str, value: Any) -> None:
-        path = self._path(key)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-            with os.fdopen(fd, "wb") as handle:
-                pickle.dump(value, handle, protocol=4)
-            os.replace(tmp, path)
-        except OSError:
-            with contextlib.suppress(OSError, UnboundLocalError):
-                os.unlink(tmp)
+        from claun_migrate.engine.transaction import write_atomic
+
+        with contextlib.suppress(OSError):  # a cache that cannot be written is only slower
+            write_atomic(self._path(key), pickle.dumps(value, protocol=4), sync=False)

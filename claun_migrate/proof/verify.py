@@ -317,7 +317,7 @@ def apply_verified(
     PATH is written only when no test regressed and PATH still holds what was copied;
     otherwise it is left as it was. Returns the exit code (0 written, 1 regression).
     """
-    from claun_migrate.engine import write_atomic
+    from claun_migrate.engine import write_files
 
     if len(paths) != 1 or not paths[0].is_dir():
         raise click.UsageError("apply --verify takes one directory: the backend with its tests")
@@ -332,11 +332,11 @@ def apply_verified(
             comparisons = verify_trees(before, after, progress=Progress(), **verify_options)
         changed = sorted(rel for rel, data in verified.items() if original.get(rel) != data)
         if passed(comparisons):
-            current = tree_files(path)
-            if any(current.get(rel) != original.get(rel) for rel in changed):
-                raise VerifyError(f"{path} changed during verification; nothing written")
-            for rel in changed:
-                write_atomic(path / rel, verified[rel])
+            writes = {path / rel: (verified[rel], original.get(rel)) for rel in changed}
+            problems = write_files(path, writes)  # one transaction: all files or none
+            if problems:
+                first = f"{problems[0].path}: {problems[0].message}"
+                raise VerifyError(f"{path} changed during verification; nothing written ({first})")
     written = [str(path / rel) for rel in changed] if passed(comparisons) else []
     if fmt == "json":
         data = json.loads(render_json(comparisons)) | {"written": written}

@@ -61,7 +61,7 @@ def display(path: Path) -> str:
     """``path`` relative to the working directory when it lies below it."""
     try:
         return path.resolve().relative_to(Path.cwd()).as_posix()
-    except ValueError:
+    except (ValueError, RuntimeError):  # RuntimeError: a symlink loop (Python < 3.13)
         return path.as_posix()
 
 
