@@ -28,6 +28,7 @@ from importlib import resources
 from pathlib import Path
 
 import libcst as cst
+import libcst.matchers as m
 from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
 from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import PositionProvider
@@ -269,12 +270,7 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
                 body=self._rewrite(original_node.body, updated_node.body)
             )
         if self.connected:
-            for statement in original_node.body:  # the driver imports the edits left unused
-                if not isinstance(statement, cst.SimpleStatementLine):
-                    continue
-                for small in statement.body:
-                    if _imports_driver(small):
-                        RemoveImportsVisitor.remove_unused_import_by_node(self.context, small)
+            updated_node = _without_unused_driver_imports(updated_node)
         if self.used_runtime and self.home is not None:
             folder = os.path.dirname(os.path.abspath(self.context.filename or "."))
             for name, text in runtime_copies().items():
@@ -285,6 +281,52 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
             for path in support.write_companions_if_standalone(self.context):
                 self.warn(f"{path} was edited or is not ours: left as is")
         return updated_node
+
+
+def _without_unused_driver_imports(module: cst.Module) -> cst.Module:
+    """``module`` without the top-level driver imports nothing uses any more; the blank lines
+    and comments above a removed import stay, on the statement that follows it."""
+    used = {
+        name.value
+        for statement in module.body
+        if not (
+            isinstance(statement, cst.SimpleStatementLine)
+            and all(isinstance(s, cst.Import | cst.ImportFrom) for s in statement.body)
+        )
+        for name in m.findall(statement, m.Name())
+        if isinstance(name, cst.Name)
+    }
+    body: list[cst.BaseStatement] = []
+    carried: Sequence[cst.EmptyLine] = ()
+    for statement in module.body:
+        if (
+            isinstance(statement, cst.SimpleStatementLine)
+            and len(statement.body) == 1
+            and _imports_driver(statement.body[0])
+            and not _bound_names(statement.body[0]) & used
+        ):
+            carried = [*carried, *statement.leading_lines]
+            continue
+        if carried:
+            statement = statement.with_changes(
+                leading_lines=[*carried, *statement.leading_lines][: len(carried)]
+                if not statement.leading_lines
+                else [*carried, *(line for line in statement.leading_lines if line.comment)]
+            )
+            carried = ()
+        body.append(statement)
+    return module.with_changes(body=body)
+
+
+def _bound_names(node: cst.CSTNode) -> set[str]:
+    code = cst.Module([]).code_for_node
+    assert isinstance(node, cst.Import | cst.ImportFrom)
+    if isinstance(node.names, cst.ImportStar):
+        return {"*"}
+    return {
+        code(alias.asname.name) if alias.asname else code(alias.name).split(".")[0]
+        for alias in node.names
+    }
 
 
 def _imports_driver(node: cst.CSTNode) -> bool:

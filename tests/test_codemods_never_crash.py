@@ -18,7 +18,7 @@ HEADERS = {
     "docstring": '"""Module docstring."""\n\n',
     "future": '"""Doc."""\n\nfrom __future__ import annotations\n\n',
     "cookie_docstring_future": (
-        '# coding: utf-8\n"""Doc."""\nfrom __future__ import annotations\n# trailing comment\n\n'
+        '# coding: utf-8\n# a comment\n"""Doc."""\nfrom __future__ import annotations\n\n'
     ),
     "crlf": "# comment\r\n\r\n",
     "nothing": "",
