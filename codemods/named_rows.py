@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -667,7 +668,7 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
             )
             return updated_node
         for layer in self.layers:  # row["x"] is only right once that layer returns Rows
-            rely_on(self.context, layer)
+            rely_on(self.context, os.path.abspath(layer))
         key = cst.Index(cst.SimpleString(_literal(name)))
         return updated_node.with_changes(slice=[cst.SubscriptElement(key)])
 

@@ -153,7 +153,7 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
                 pending=problem.pending,
             )
         for path in self.relies:
-            support.rely_on(self.context, path)
+            support.rely_on(self.context, os.path.abspath(path))
         return bool(self.edits)
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:

