@@ -114,11 +114,11 @@ def test_json_report_lists_the_changed_files_edits_and_each_finding(
         ("backend/app/models/database.py", False),
         ("backend/app/routes/library.py", False),
         (services + "database.py", False),
+        (services + "library_db.py", False),
+        (services + "library_links.py", False),
         (services + "db_pool.py", True),
         (services + "db_rows.py", True),
         (services + "db_sqlite.py", True),
-        (services + "library_db.py", False),
-        (services + "library_links.py", False),
     ]
     assert report["codemods"] == ["pool-connections"]
     assert set(report["edits"]) == {"pool-connections"} and report["edits"]["pool-connections"] > 0
