@@ -3,9 +3,10 @@
     python benchmarks/runtime.py [--url URL] [--auth trust|scram] [--rows 50000]
 
 Without ``--url`` (or ``DATABASE_URL``) it starts an embedded server. Three tables:
-1. checkout + return of one connection: this pool (liveness check on and off), psycopg2's
-   ``ThreadedConnectionPool``, psycopg_pool and SQLAlchemy's ``QueuePool`` when installed
-   (``pip install -e '.[bench]'``), and the liveness check itself against a ``SELECT 1``;
+1. checkout + return of one connection: this pool (plain, through ``get_pool()``, with a
+   ``DISCARD ALL`` reset), psycopg2's ``ThreadedConnectionPool``, psycopg_pool and
+   SQLAlchemy's ``QueuePool`` when installed (``pip install -e '.[bench]'``), and the
+   liveness check itself against a ``SELECT 1``;
 2. ``SELECT 1`` the way ``execute_sql(fetch=True)`` runs it: pooled, on one persistent
    connection, and connect-per-call (the legacy code);
 3. fetching ``--rows`` rows x 10 columns as tuples, ``Row``, ``DictCursor``, ``RealDictCursor``.
@@ -54,20 +55,13 @@ def print_table(title: str, results: list[Result], unit: str, scale: float) -> N
         print(f"  {name:<44} {seconds * scale:>10.2f} {unit:<3} {seconds / base:>7.2f}x")
 
 
-class UncheckedPool(ConnectionPool):
-    """This pool without the socket liveness check, to show what the check costs."""
-
-    def _usable(self, conn: psycopg2.extensions.connection, born: float) -> bool:
-        return not conn.closed
-
-
 def bench_checkout(url: str, number: int) -> None:
     with contextlib.ExitStack() as stack:
-        ours = ConnectionPool(url, min_size=1, max_size=4)
-        unchecked = UncheckedPool(url, min_size=1, max_size=4)
+        ours = stack.enter_context(ConnectionPool(url, min_size=1, max_size=4))
+        resetting = stack.enter_context(
+            ConnectionPool(url, min_size=1, max_size=4, reset="DISCARD ALL")
+        )
         threaded = psycopg2.pool.ThreadedConnectionPool(1, 4, url)
-        stack.callback(ours.close)
-        stack.callback(unchecked.close)
         stack.callback(threaded.closeall)
         stack.callback(db_pool.close_pool)
 
@@ -78,7 +72,7 @@ def bench_checkout(url: str, number: int) -> None:
         actions: list[Action] = [
             ("this pool (liveness check on)", lambda: ours.putconn(ours.getconn())),
             ("this pool through get_pool() (migrated code)", migrated_code_path),
-            ("this pool (liveness check off)", lambda: unchecked.putconn(unchecked.getconn())),
+            ("this pool, reset='DISCARD ALL'", lambda: resetting.putconn(resetting.getconn())),
             ("psycopg2 ThreadedConnectionPool", lambda: threaded.putconn(threaded.getconn())),
         ]
         with contextlib.suppress(ImportError):

@@ -313,7 +313,9 @@ def test_get_pool_reads_the_environment_and_returns_one_pool(process_pool):
     pool = db_pool.get_pool(process_pool, cursor_factory=RowCursor)
     assert db_pool.get_pool(process_pool) is pool
     assert db_pool.get_pool() is pool
-    assert (pool.min_size, pool.max_size, pool.timeout, pool.max_lifetime) == (2, 3, 7.0, None)
+    assert (pool.min_size, pool.max_size, pool.timeout) == (2, 3, 7.0)
+    assert (pool.max_lifetime, pool.max_idle, pool.connect_timeout) == (3600, 600, 10)
+    assert pool.reset is None
     assert pool.stats()["idle"] == 2
     with pool.connection() as conn, conn.cursor() as cur:
         cur.execute("SELECT 1 AS one")
