@@ -67,7 +67,7 @@ _monotonic = time.monotonic
 _getpid = os.getpid
 _RECHECK = 1.0  # seconds between a waiter's looks for slots freed by a caller's close()
 _BACKOFF_FIRST = 0.1  # seconds before the first reconnect attempt; doubles up to _BACKOFF_MAX
-_BACKOFF_MAX = 5.0
+_BACKOFF_MAX = 2.0
 
 
 class PoolTimeout(PoolError):
@@ -209,8 +209,13 @@ class ConnectionPool:
         self.closed = False
         self._start_afresh()
         _POOLS.add(self)
-        conns = [self.getconn() for _ in range(min_size)]
-        for conn in conns:
+        for _ in range(min_size):  # a refused connect after the first: the rest come later
+            with self._lock:
+                self._size += 1
+                self._opening += 1
+            conn = self._open(_monotonic() + timeout)
+            if conn is None:
+                break
             self.putconn(conn)
 
     def _start_afresh(self) -> None:
@@ -262,12 +267,14 @@ class ConnectionPool:
             if pooled is not None:  # dead or expired: close it, connect into its slot if allowed
                 _close_quietly(pooled.conn)
                 with self._lock:
-                    del self._out[id(pooled.conn)]
-                    self._discarded += 1
-                    if self._may_connect(_monotonic()):
+                    if self._out.pop(id(pooled.conn), None) is None:  # a waiter reclaimed it
+                        grant: _Pooled | object = self._acquire(deadline, wait)
+                    elif self._may_connect(_monotonic()):
+                        self._discarded += 1
                         self._opening += 1
-                        grant: _Pooled | object = _SLOT
+                        grant = _SLOT
                     else:
+                        self._discarded += 1
                         self._size -= 1
                         grant = self._acquire(deadline, wait)
             else:
@@ -448,6 +455,8 @@ class ConnectionPool:
             _close_quietly(conn)  # before its slot is freed: never more than max_size open
         with self._lock:
             if self._out.pop(id(conn), None) is None:
+                if conn.closed:  # it broke or was closed, and a waiter reclaimed its slot
+                    return
                 raise PoolError("connection returned twice at once; the second putconn ignored")
             if keep and not self.closed:
                 if self._waiters:  # first come, first served
