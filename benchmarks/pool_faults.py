@@ -134,7 +134,11 @@ def run(
                 conn.commit()
                 kind = None
             except Exception as exc:
-                lost = isinstance(exc, psycopg2.Error) and conn.closed
+                lost = isinstance(exc, psycopg2.Error) and (
+                    conn.closed
+                    or (exc.pgcode or "").startswith("57P")  # terminated, server shutting down
+                    or "server closed the connection" in str(exc)
+                )
                 kind = "query in flight on a killed connection" if lost else f"query {exc!r}"
             finally:
                 pool.putconn(conn)
