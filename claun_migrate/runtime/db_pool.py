@@ -83,13 +83,17 @@ def _close_quietly(conn: Connection) -> None:
         conn.close()
 
 
-def _socket_is_quiet(conn: Connection) -> bool:
-    """True when an idle connection's socket has nothing to read, i.e. the server kept it."""
+def _poller(conn: Connection) -> Callable[[float], list[Any]]:
+    """``poll(0)`` on this connection's socket: events when the server sent or closed something.
+
+    Made once per connection, so a checkout pays one system call and no set-up.
+    """
+    fd = conn.fileno()
     if not _HAS_POLL:  # Windows
-        return not select.select([conn.fileno()], [], [], 0)[0]
+        return lambda timeout: select.select([fd], [], [], timeout)[0]
     poller = select.poll()
-    poller.register(conn.fileno(), select.POLLIN)
-    return not poller.poll(0)
+    poller.register(fd, select.POLLIN)
+    return poller.poll
 
 
 def _blind(conn: Connection) -> None:
@@ -149,13 +153,14 @@ def _restore(conn: Connection, settings: tuple[Any, ...]) -> None:
 class _Pooled:
     """One connection the pool opened, with what it needs to judge and clean it."""
 
-    __slots__ = ("conn", "expires", "settings", "idle_since")
+    __slots__ = ("conn", "expires", "settings", "idle_since", "poll")
 
     def __init__(self, conn: Connection, expires: float) -> None:
         self.conn = conn
         self.expires = expires
         self.settings = _settings(conn)
         self.idle_since = 0.0
+        self.poll = _poller(conn)  # used by the thread that checked the connection out only
 
 
 _SLOT = object()  # granted to a waiter: a free slot, to connect into
@@ -257,7 +262,7 @@ class ConnectionPool:
                 pooled = None
         if pooled is not None:
             conn = pooled.conn
-            if not conn.closed and _monotonic() < pooled.expires and _socket_is_quiet(conn):
+            if not conn.closed and _monotonic() < pooled.expires and not pooled.poll(0):
                 return conn
         return self._getconn_slow(pooled, self.timeout if timeout is None else timeout)
 
@@ -288,7 +293,7 @@ class ConnectionPool:
                 continue
             pooled = grant  # type: ignore[assignment]
             conn = pooled.conn
-            if not conn.closed and _monotonic() < pooled.expires and _socket_is_quiet(conn):
+            if not conn.closed and _monotonic() < pooled.expires and not pooled.poll(0):
                 return conn
 
     def _may_connect(self, now: float) -> bool:
@@ -450,7 +455,23 @@ class ConnectionPool:
     def _return(self, pooled: _Pooled, close: bool) -> None:
         conn = pooled.conn
         now = _monotonic()
-        keep = not close and not self.closed and now < pooled.expires and self._clean(pooled)
+        if close or self.closed or conn.closed or now >= pooled.expires:
+            keep = False
+        elif (
+            conn.get_transaction_status() == _IDLE
+            and self.reset is None
+            and (
+                conn.autocommit,
+                conn.isolation_level,
+                conn.readonly,
+                conn.deferrable,
+                conn.cursor_factory,
+            )
+            == pooled.settings
+        ):
+            keep = True  # nothing to clean: the common case, kept cheap
+        else:
+            keep = self._clean(pooled)
         if not keep:
             _close_quietly(conn)  # before its slot is freed: never more than max_size open
         with self._lock:
