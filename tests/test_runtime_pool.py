@@ -671,3 +671,11 @@ def test_subprocess_with_preexec_fn_returns_while_8_threads_query(process_pool):
         assert codes == [0]
 
     run_forks_while_threads_query(process_pool, fork)
+
+
+def test_a_bad_pool_environment_variable_is_named(process_pool, monkeypatch):
+    monkeypatch.setenv("DB_POOL_MAX_IDLE", "ten minutes")
+    with pytest.raises(db_pool.PoolError, match="DB_POOL_MAX_IDLE: expected a number"):
+        db_pool.get_pool(process_pool)
+    monkeypatch.setenv("DB_POOL_MAX_IDLE", "none")
+    assert db_pool.get_pool(process_pool).max_idle is None
