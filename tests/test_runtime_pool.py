@@ -568,13 +568,20 @@ def test_waiting_is_counted_in_stats(make_pool):
 
 
 def test_returned_connections_go_to_the_longest_waiter(make_pool):
-    """8 threads, 4 connections, back to back: no timeout, and every thread gets its turn."""
+    """8 threads, 4 connections, back to back: no timeout, and every thread gets its turn.
+
+    Without the queue a thread returning a connection takes it straight back: in issue 11
+    one thread got 1 checkout and another 36,587, with PoolTimeouts. The bound is loose
+    because a thread the OS leaves unscheduled on a loaded machine also gets fewer turns.
+    """
     pool = make_pool(min_size=4, max_size=4, timeout=5)
     counts = [0] * 8
     errors: list[BaseException] = []
-    stop = time.monotonic() + 2
+    go = threading.Event()
+    stop = 0.0
 
     def work(index: int) -> None:
+        go.wait()
         try:
             while time.monotonic() < stop:
                 conn = pool.getconn()
@@ -587,10 +594,12 @@ def test_returned_connections_go_to_the_longest_waiter(make_pool):
     threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
     for thread in threads:
         thread.start()
+    stop = time.monotonic() + 2
+    go.set()
     for thread in threads:
         thread.join()
     assert errors == [] and pool.stats()["timeouts"] == 0
-    assert sum(counts) > 100 and min(counts) > max(counts) / 3, counts
+    assert sum(counts) > 100 and min(counts) > max(counts) / 10, counts
 
 
 def run_forks_while_threads_query(dsn: str, fork: Callable[[], None]) -> None:
