@@ -409,7 +409,9 @@ class ConnectionPool:
                 self._backoff = min(_BACKOFF_MAX, max(_BACKOFF_FIRST, self._backoff * 2))
                 self._retry_at = _monotonic() + self._backoff * random.uniform(0.8, 1.0)
                 self._last_error = f"{type(exc).__name__}: {exc}".strip()
-                fail_now = not self._connects or not isinstance(exc, psycopg2.OperationalError)
+                # never connected, and no other attempt in flight that might: a wrong DSN
+                never = not self._connects and not self._opening
+                fail_now = never or not isinstance(exc, psycopg2.OperationalError)
             _log.warning(
                 "connect failed (%d connections open, next attempt in %.1fs): %s",
                 self._size,
