@@ -108,7 +108,6 @@ def run(
     log = _CountingHandler()
     logger = logging.getLogger("claun.db_pool")
     logger.addHandler(log)
-    logger.propagate = False
     pool = ConnectionPool(url, min_size=size, max_size=size, timeout=timeout, application_name=APP)
     lock = threading.Lock()
     errors: collections.Counter[str] = collections.Counter()
@@ -198,7 +197,8 @@ def run(
 
     attempts_per_second = 0.0
     if outage[1]:
-        window = [(t, n) for t, n in samples if outage[0] <= t <= outage[1] + 1.0]
+        before = [(t, n) for t, n in samples if t < outage[0]][-1:]
+        window = before + [(t, n) for t, n in samples if outage[0] <= t <= outage[1] + 1.0]
         if len(window) > 1:
             attempts_per_second = (window[-1][1] - window[0][1]) / (window[-1][0] - window[0][0])
     return {
@@ -228,7 +228,7 @@ def report(title: str, result: dict[str, Any]) -> None:
     if result["kills"] or result["outage"]:
         print(f"  backend kills (every 2 s)        {result['kills']}")
         print(f"  server down and restarting       {result['outage']:.1f}s")
-        print(f"  connect attempts/s, restart+1s   {result['connect_attempts_per_second']:.1f}")
+        print(f"  connect attempts/s, down..up+1s  {result['connect_attempts_per_second']:.1f}")
     print(
         f"  longest getconn wait             {result['longest_wait']:.2f}s "
         f"(timeout {result['timeout']:g}s)"
