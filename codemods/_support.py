@@ -28,6 +28,8 @@ class Finding:
     code: str
     message: str
     suggestion: str = ""
+    pending: bool = False
+    """A migration left to do (connect-per-call still in the tree): ``check`` fails on it."""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
@@ -43,6 +45,25 @@ def report(
     finding = Finding(position.line, position.column + 1, code, message, suggestion)
     if finding not in findings:
         findings.append(finding)
+        context.warnings.append(f"{finding.line}:{finding.column} {code} {message}")  # libcst CLI
+
+
+def report_at(
+    context: CodemodContext,
+    line: int,
+    column: int,
+    code: str,
+    message: str,
+    suggestion: str = "",
+    *,
+    pending: bool = False,
+) -> None:
+    """Record a finding at ``line`` and 0-based ``column`` (positions from the data-layer model)."""
+    findings: list[Finding] = context.scratch.setdefault(FINDINGS, [])
+    finding = Finding(line, column + 1, code, message, suggestion, pending)
+    if finding not in findings:
+        findings.append(finding)
+        context.warnings.append(f"{finding.line}:{finding.column} {code} {message}")  # libcst CLI
 
 
 def add_companion(context: CodemodContext, relative_path: str, text: str) -> None:

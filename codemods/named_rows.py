@@ -52,8 +52,8 @@ from libcst.metadata import (
 )
 
 from claun_migrate.codemods._sql import Column, create_tables, output_columns
-from claun_migrate.codemods._support import findings, report
-from claun_migrate.codemods.pool_connections import rows_are_shipped
+from claun_migrate.codemods._support import rely_on, report
+from claun_migrate.codemods.data_layer import rows_are_shipped
 
 DESCRIPTION = 'Rewrite row[1] to row["name"] where the SQL proves the column; report the rest.'
 TRIGGERS = ("execute_sql", "fetchone", "fetchall", "fetchmany")
@@ -145,8 +145,8 @@ def plain_rows_reason(sources: Mapping[str, str], *, pending: bool = True) -> st
     }
     if not layers:
         return "no module in this run defines execute_sql"
-    for path, text in sorted(layers.items()):
-        if not rows_are_shipped(path, text, pending=pending):
+    for path in sorted(layers):
+        if not rows_are_shipped(path, sources, pending=pending):
             if pending:
                 return f"the execute_sql of {path} is not migrated, nor migrated in this run"
             return f"the execute_sql of {path} is not migrated by pool-connections"
@@ -213,6 +213,7 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
         schema_path: str | None = None,
         plain_rows: str | None = NO_LAYER_CHECKED,
         data_layer: str | None = None,
+        layers: Sequence[str] = (),
     ) -> None:
         """``plain_rows``: why ``execute_sql`` rows may be plain tuples, or None when they are
         the shipped row type (``gather`` decides); ``data_layer`` (libcst's runner): a file or
@@ -224,6 +225,7 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
         if data_layer:
             plain_rows = plain_rows_reason(_sources_under(data_layer), pending=False)
         self.plain_rows = plain_rows
+        self.layers = tuple(layers)
         self.schema = {table.lower(): list(columns) for table, columns in tables.items()}
         self._origins: dict[cst.CSTNode, Origin | None] = {}
         self._resolving: set[cst.CSTNode] = set()
@@ -250,17 +252,17 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
     def gather(cls, sources: dict[str, str]) -> dict[str, object]:
         """Constructor arguments from the whole run: the schema its CREATE TABLEs declare, and
         whether ``execute_sql`` returns the shipped row type (else nothing is rewritten)."""
-        return {"schema": schema_from_sources(sources), "plain_rows": plain_rows_reason(sources)}
+        return {
+            "schema": schema_from_sources(sources),
+            "plain_rows": plain_rows_reason(sources),
+            "layers": sorted(p for p, t in sources.items() if _DEFINES_EXECUTE_SQL.search(t)),
+        }
 
     # Reporting
 
     def _report(self, node: cst.CSTNode, code: str, message: str, suggestion: str) -> None:
-        """Record a review finding; also warn, which is how the libcst CLI shows it."""
-        before = len(findings(self.context))
+        """Record a review finding (``report`` also warns, which is how the libcst CLI shows it)."""
         report(self.context, node, code, message, suggestion)
-        if len(findings(self.context)) > before:
-            start = self.get_metadata(PositionProvider, node).start
-            self.warn(f"{start.line}:{start.column + 1} {code} {message}")
 
     def _code(self, node: cst.CSTNode) -> str:
         return self._module.code_for_node(node)
@@ -664,6 +666,8 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
                 f"so pool-connections migrates it too), then this becomes `{named}`",
             )
             return updated_node
+        for layer in self.layers:  # row["x"] is only right once that layer returns Rows
+            rely_on(self.context, layer)
         key = cst.Index(cst.SimpleString(_literal(name)))
         return updated_node.with_changes(slice=[cst.SubscriptElement(key)])
 

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from claun_migrate.cli import main
+from claun_migrate.proof.bench import turns
 from claun_migrate.proof.loadgen import Endpoint, LoadResult, run_load
 from claun_migrate.proof.wsgi_serve import make_server
 
@@ -59,10 +60,11 @@ def test_each_client_keeps_one_connection_and_error_statuses_count(
 
 
 @pytest.mark.postgres
-def test_bench_serves_the_fixture_before_and_after_with_no_errors(
+def test_bench_under_cheroot_serves_the_fixture_before_and_after_with_no_errors(
     postgres_server_url: str,
 ) -> None:
     args = ["bench", str(FIXTURE), "--duration", "1", "--concurrency", "2", "--pool-size", "4"]
+    args += ["--server", "cheroot", "--no-limit"]
     args += ["--database-url", postgres_server_url, "--format", "json"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
@@ -73,6 +75,8 @@ def test_bench_serves_the_fixture_before_and_after_with_no_errors(
     # connect-per-call opens at least one connection per request; the pool at most its size
     assert before["connections_opened"] >= before["requests"]
     assert 1 <= after["connections_opened"] <= 4
+    assert after["peak_server_connections"] <= report["server_connection_bound"] == 4
+    assert report["settings"]["sides"] == ["before", "after"]
     assert report["speedup"] == pytest.approx(
         after["requests_per_second"] / before["requests_per_second"], rel=0.05
     )
@@ -88,3 +92,13 @@ def test_tool_speed_benchmark_runs_on_a_tiny_tree(capsys: pytest.CaptureFixture[
     assert "4 modules" in out
     assert "libcst.tool / claun-migrate check:" in out
     assert "second run on the migrated tree:" in out
+
+
+def test_turns_give_each_side_every_round_and_more_than_one_predecessor() -> None:
+    labels = ["before", "after", "limit"]
+    order = turns(labels, 6)
+    assert len(order) == 18 and all(order.count(label) == 6 for label in labels)
+    rounds = [order[i : i + 3] for i in range(0, 18, 3)]
+    assert all(sorted(r) == sorted(labels) for r in rounds)
+    predecessors = {order[i - 1] for i in range(1, 18) if order[i] == "after"}
+    assert predecessors - {"after"} == {"before", "limit"}

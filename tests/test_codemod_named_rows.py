@@ -668,7 +668,9 @@ def test_gather_knows_whether_execute_sql_returns_the_shipped_row_type() -> None
     assert plain({"svc/database.py": MIGRATED_LAYER}) is None
     assert "no module" in str(plain({"routes.py": "execute_sql('SELECT 1', fetch=True)"}))
     keyword = legacy.replace("psycopg2.connect(DATABASE_URL)", "psycopg2.connect(dsn=DATABASE_URL)")
-    assert "svc/database.py" in str(plain({"svc/database.py": keyword}))
+    assert plain({"svc/database.py": keyword}) is None, "keyword arguments migrate too"
+    factory = legacy.replace("connect(DATABASE_URL)", "connect(DATABASE_URL, cursor_factory=C)")
+    assert "svc/database.py" in str(plain({"svc/database.py": factory}))
     sqlite_only = MIGRATED_LAYER.replace(
         "from .db_pool import get_pool\nfrom .db_rows import RowCursor\n", ""
     )

@@ -1,4 +1,4 @@
-"""pool-connections: the connect-per-call data layer takes its connections from the pool."""
+"""pool-connections: every connection the data-layer model finds is borrowed and given back."""
 
 from __future__ import annotations
 
@@ -7,257 +7,479 @@ from textwrap import dedent
 
 from libcst.codemod import CodemodContext, TransformSuccess, transform_module
 
-from claun_migrate.codemods._support import ENGINE, companions, findings, is_pristine, requirements
+from claun_migrate.codemods._support import (
+    ENGINE,
+    Finding,
+    companions,
+    findings,
+    is_pristine,
+    reliances,
+    requirements,
+)
 from claun_migrate.codemods.pool_connections import PoolConnectionsCommand
 
-LEGACY = '''\
+
+def migrate(tmp_path: Path, files: dict[str, str]) -> dict[str, tuple[str, CodemodContext]]:
+    """Run the codemod over ``files`` (written under ``tmp_path``) as the engine does: one
+    model gathered from all of them, then each file transformed."""
+    sources = {}
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dedent(text))
+        sources[str(path)] = dedent(text)
+    gathered = PoolConnectionsCommand.gather(sources)
+    out = {}
+    for path, text in sources.items():
+        context = CodemodContext(filename=path, scratch={ENGINE: True})
+        result = transform_module(PoolConnectionsCommand(context, **gathered), text)
+        assert isinstance(result, TransformSuccess), result
+        out[str(Path(path).relative_to(tmp_path))] = (result.code, context)
+    return out
+
+
+def migrate_one(tmp_path: Path, text: str) -> tuple[str, list[Finding]]:
+    code, context = migrate(tmp_path, {"layer.py": text})["layer.py"]
+    return code, findings(context)
+
+
+def assert_second_run_changes_nothing(tmp_path: Path, files: dict[str, str]) -> None:
+    first = {name: code for name, (code, _) in migrate(tmp_path / "1", files).items()}
+    second = {name: code for name, (code, _) in migrate(tmp_path / "2", first).items()}
+    assert second == first
+
+
+CLAUN_LAYER = """\
 import os
+import psycopg2
 import sqlite3
 
-import psycopg2
-
-DATABASE_URL = os.environ.get("DATABASE_URL")
-
+DATABASE_URL = os.environ.get('DATABASE_URL')
+DATABASE_PATH = os.path.join(os.path.dirname(__file__), 'app.db')
 
 def get_db_connection():
-    """Get database connection"""
     if DATABASE_URL:
         return psycopg2.connect(DATABASE_URL)
     else:
         return sqlite3.connect(DATABASE_PATH)
 
-
 def execute_sql(sql, params=None, fetch=False, commit=False):
-    conn = get_db_connection()
+    conn = None
     try:
+        conn = get_db_connection()
         cursor = conn.cursor()
         cursor.execute(sql, params or ())
-
         if commit:
             conn.commit()
-
         if fetch:
             return cursor.fetchall()
-
-        return None
     except Exception as e:
-        print(f"Database error: {e}")
-        conn.rollback()
+        if conn:
+            conn.rollback()
         raise
     finally:
-        conn.close()
-'''
+        if conn:
+            conn.close()
+"""
 
-MIGRATED = '''\
+CLAUN_MIGRATED = """\
 import os
-import sqlite3
+from db_pool import getconn, putconn
+from db_rows import RowCursor
+from db_sqlite import get_db, sql_for
 
-import psycopg2
-from .db_pool import get_pool
-from .db_rows import RowCursor
-from .db_sqlite import get_db, release_db, to_qmark
-
-DATABASE_URL = os.environ.get("DATABASE_URL")
-
+DATABASE_URL = os.environ.get('DATABASE_URL')
+DATABASE_PATH = os.path.join(os.path.dirname(__file__), 'app.db')
 
 def get_db_connection():
-    """Get database connection"""
     if DATABASE_URL:
-        return get_pool(DATABASE_URL, cursor_factory=RowCursor).getconn()
+        return getconn(DATABASE_URL, cursor_factory=RowCursor)
     else:
         return get_db(DATABASE_PATH)
 
-
 def execute_sql(sql, params=None, fetch=False, commit=False):
-    conn = get_db_connection()
+    conn = None
     try:
+        conn = get_db_connection()
         cursor = conn.cursor()
-        cursor.execute(sql if DATABASE_URL else to_qmark(sql), params or ())
-
-        rows = cursor.fetchall() if fetch else None
+        cursor.execute(sql_for(conn, sql), params or ())
         if commit:
             conn.commit()
-
         if fetch:
-            return rows
-
-        return None
+            return cursor.fetchall()
     except Exception as e:
-        print(f"Database error: {e}")
-        conn.rollback()
+        if conn:
+            conn.rollback()
         raise
     finally:
-        if DATABASE_URL:
-            get_pool(DATABASE_URL).putconn(conn)
-        else:
-            release_db(conn)
-'''
-
-
-def run(before: str) -> tuple[str, CodemodContext]:
-    context = CodemodContext(filename="app/services/database.py", scratch={ENGINE: True})
-    result = transform_module(PoolConnectionsCommand(context), dedent(before))
-    assert isinstance(result, TransformSuccess), result
-    return result.code, context
-
-
-def test_legacy_data_layer_becomes_the_pooled_shape_of_the_contract() -> None:
-    assert run(LEGACY)[0] == MIGRATED
-
-
-def test_second_run_changes_nothing() -> None:
-    assert run(run(LEGACY)[0])[0] == MIGRATED
-
-
-def test_runtime_copies_are_requested_beside_the_data_layer_with_a_version_header() -> None:
-    copies = companions(run(LEGACY)[1])
-    assert sorted(copies) == ["db_pool.py", "db_rows.py", "db_sqlite.py"]
-    assert all(is_pristine(text) for text in copies.values())
-    assert all("claun_migrate" not in text.split("\n", 2)[2] for text in copies.values())
-
-
-def test_migrated_data_layer_still_requests_the_copies_so_apply_upgrades_them() -> None:
-    assert sorted(companions(run(MIGRATED)[1])) == ["db_pool.py", "db_rows.py", "db_sqlite.py"]
-
-
-def test_runtime_needs_psycopg2_and_flask_in_requirements() -> None:
-    assert requirements(run(LEGACY)[1]) == {
-        "psycopg2": ("psycopg2", "psycopg2-binary"),
-        "flask": ("flask",),
-    }
-
-
-def test_postgres_only_layer_puts_connections_back_without_a_sqlite_branch() -> None:
-    code, _ = run(
-        """\
-        def get_db_connection():
-            return psycopg2.connect(DSN, connect_timeout=5)
-
-        def execute_sql(sql):
-            db = get_db_connection()
-            try:
-                db.cursor().execute(sql)
-            finally:
-                db.close()
-        """
-    )
-    assert "return get_pool(DSN, connect_timeout=5, cursor_factory=RowCursor).getconn()" in code
-    assert "db.cursor().execute(sql)" in code
-    assert "        get_pool(DSN).putconn(db)\n" in code
-
-
-def test_sqlite_only_layer_uses_the_request_connection_and_translates_placeholders() -> None:
-    code, _ = run(
-        """\
-        def get_db_connection():
-            return sqlite3.connect(PATH)
-
-        def execute_sql(sql, params=()):
-            conn = get_db_connection()
-            try:
-                conn.cursor().execute(sql, params)
-            finally:
-                conn.close()
-        """
-    )
-    assert "return get_db(PATH)" in code
-    assert "conn.cursor().execute(to_qmark(sql), params)" in code
-    assert "        release_db(conn)\n" in code
-
-
-def test_module_that_only_shares_the_names_is_left_alone() -> None:
-    before = """\
-    def get_db_connection():
-        return make_connection()
-
-    def execute_sql(sql):
-        conn = get_db_connection()
-        conn.execute(sql)
-    """
-    code, context = run(before)
-    assert code == dedent(before)
-    assert companions(context) == {}
-
-
-def test_direct_caller_of_get_db_connection_is_reported_not_edited() -> None:
-    before = """\
-    from app.services.database import get_db_connection
-
-    def export():
-        conn = get_db_connection()
-        try:
-            return conn.cursor().fetchall()
-        finally:
-            conn.close()
-    """
-    code, context = run(before)
-    assert code == dedent(before)
-    assert [(f.code, f.line) for f in findings(context)] == [("POOL001", 4)]
-
-
-def test_standalone_run_writes_the_runtime_copies_itself(tmp_path: Path) -> None:
-    """Under ``python -m libcst.tool codemod`` there is no engine to write the companions."""
-    (tmp_path / "db_rows.py").write_text("# my own module\n")
-    context = CodemodContext(filename=str(tmp_path / "database.py"))
-    transform_module(PoolConnectionsCommand(context), LEGACY)
-    assert is_pristine((tmp_path / "db_pool.py").read_text())
-    assert is_pristine((tmp_path / "db_sqlite.py").read_text())
-    assert (tmp_path / "db_rows.py").read_text() == "# my own module\n"
-    assert context.warnings and "db_rows.py" in context.warnings[0]
-
-
-KEYWORD_LAYER = """\
-def get_db_connection():
-    if DATABASE_URL:
-        return psycopg2.connect(host=os.environ["DB_HOST"], dbname="app")
-    else:
-        return sqlite3.connect(DATABASE_PATH)
-
-def execute_sql(sql):
-    conn = get_db_connection()
-    try:
-        conn.cursor().execute(sql)
-    finally:
-        conn.close()
+        if conn:
+            putconn(conn)
 """
 
 
-def test_keyword_style_psycopg2_connect_is_reported_and_the_layer_left_alone() -> None:
-    """No single positional DSN: ``get_pool(host=...)`` / ``get_pool(os.environ[...])`` would
-    break, so nothing of the layer is rewritten."""
-    for connect in [
-        'psycopg2.connect(host=os.environ["DB_HOST"], dbname="app")',
-        "psycopg2.connect(**DB_CONFIG)",
-        "psycopg2.connect()",
-        "psycopg2.connect(DSN, DSN2)",
-    ]:
-        before = KEYWORD_LAYER.replace(
-            'psycopg2.connect(host=os.environ["DB_HOST"], dbname="app")', connect
-        )
-        code, context = run(before)
-        assert code == before, connect
-        assert companions(context) == {} and requirements(context) == {}
-        (finding,) = findings(context)
-        assert (finding.code, finding.line) == ("POOL002", 3)
-        assert "single positional DSN" in finding.message
-        assert "psycopg2.connect(DSN)" in finding.suggestion
+def test_dual_driver_layer_with_a_guarded_finally_close_puts_the_connection_back(tmp_path):
+    code, found = migrate_one(tmp_path, CLAUN_LAYER)
+    assert code == CLAUN_MIGRATED
+    assert found == []
 
 
-def test_sqlite_connect_with_options_is_reported_and_the_layer_left_alone() -> None:
-    """``db_sqlite.get_db(path)`` takes only the path: ``get_db(PATH, timeout=30)`` would fail."""
-    for connect in [
-        "sqlite3.connect(DATABASE_PATH, timeout=30)",
-        "sqlite3.connect(DATABASE_PATH, 30)",
-        "sqlite3.connect(database=DATABASE_PATH)",
-        "sqlite3.connect(*ARGS)",
-    ]:
-        before = KEYWORD_LAYER.replace(
-            'psycopg2.connect(host=os.environ["DB_HOST"], dbname="app")', "psycopg2.connect(DSN)"
-        ).replace("sqlite3.connect(DATABASE_PATH)", connect)
-        code, context = run(before)
-        assert code == before, connect
-        assert companions(context) == {}
-        (finding,) = findings(context)
-        assert (finding.code, finding.line) == ("POOL002", 5)
-        assert "only the database path" in finding.message
-        assert "sqlite3.connect(PATH)" in finding.suggestion
+def test_second_run_changes_nothing_on_the_dual_driver_layer(tmp_path):
+    assert_second_run_changes_nothing(tmp_path, {"layer.py": CLAUN_LAYER})
+
+
+def test_runtime_copies_are_requested_in_the_layers_folder_with_a_version_header(tmp_path):
+    _, context = migrate(tmp_path, {"layer.py": CLAUN_LAYER})["layer.py"]
+    copies = companions(context)
+    assert set(copies) == {"db_pool.py", "db_rows.py", "db_sqlite.py"}
+    assert all(is_pristine(text) for text in copies.values())
+    assert set(requirements(context)) == {"psycopg2", "flask"}
+
+
+STRAIGHT = """\
+import psycopg2
+
+def get_conn():
+    return psycopg2.connect(host="db", dbname="shop")
+
+def list_items():
+    conn = get_conn()
+    cur = conn.cursor()
+    cur.execute("SELECT id FROM items")
+    rows = cur.fetchall()
+    if not rows:
+        conn.close()
+        return []
+    conn.close()
+    return rows
+
+def count_items():
+    conn = get_conn()
+    cur = conn.cursor()
+    cur.execute("SELECT COUNT(*) FROM items")
+    return cur.fetchone()
+"""
+
+STRAIGHT_MIGRATED = """\
+from db_pool import getconn, putconn
+from db_rows import RowCursor
+
+def get_conn():
+    return getconn(host="db", dbname="shop", cursor_factory=RowCursor)
+
+def list_items():
+    conn = get_conn()
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT id FROM items")
+        rows = cur.fetchall()
+        if not rows:
+            return []
+    finally:
+        putconn(conn)
+    return rows
+
+def count_items():
+    conn = get_conn()
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT COUNT(*) FROM items")
+        return cur.fetchone()
+    finally:
+        putconn(conn)
+"""
+
+
+def test_straight_closes_and_a_connection_never_closed_are_given_back_on_every_path(tmp_path):
+    code, found = migrate_one(tmp_path, STRAIGHT)
+    assert code == STRAIGHT_MIGRATED
+    assert found == []
+
+
+def test_second_run_changes_nothing_after_wrapping(tmp_path):
+    assert_second_run_changes_nothing(tmp_path, {"layer.py": STRAIGHT})
+
+
+def test_with_blocks_borrow_the_connection(tmp_path):
+    code, _ = migrate_one(
+        tmp_path,
+        """\
+        from contextlib import closing
+        import psycopg2 as dbapi2
+
+        def read(dsn):
+            with closing(dbapi2.connect(dsn)) as conn:
+                return conn.cursor().execute("SELECT 1")
+
+        def write(dsn):
+            with dbapi2.connect(dsn) as conn:
+                conn.cursor().execute("UPDATE t SET x = 1")
+            conn.close()
+        """,
+    )
+    assert code == dedent(
+        """\
+        from db_pool import borrowed, getconn
+        from db_rows import RowCursor
+
+        def read(dsn):
+            with borrowed(getconn(dsn, cursor_factory=RowCursor)) as conn:
+                return conn.cursor().execute("SELECT 1")
+
+        def write(dsn):
+            with borrowed(getconn(dsn, cursor_factory=RowCursor)) as conn, conn:
+                conn.cursor().execute("UPDATE t SET x = 1")
+        """
+    )
+
+
+def test_bare_connect_import_and_a_config_dict_keep_their_arguments(tmp_path):
+    code, _ = migrate_one(
+        tmp_path,
+        """\
+        from psycopg2 import connect
+
+        DB_CONFIG = {"dbname": "shop"}
+
+        def run(sql):
+            conn = None
+            try:
+                conn = connect(**DB_CONFIG, cursor_factory=None)
+                conn.cursor().execute(sql)
+                conn.commit()
+            finally:
+                if conn is not None:
+                    conn.close()
+        """,
+    )
+    assert "from psycopg2 import connect" not in code
+    assert "conn = getconn(**DB_CONFIG, cursor_factory=None)" in code
+    assert "RowCursor" not in code, "a cursor_factory the code chose is kept"
+    assert "if conn is not None:\n            putconn(conn)" in code
+
+
+def test_a_close_helper_gives_the_connection_back_and_its_sites_release_on_every_path(tmp_path):
+    code, found = migrate_one(
+        tmp_path,
+        """\
+        import psycopg2
+
+        def db_open():
+            return psycopg2.connect("dbname=shop")
+
+        def db_close(cur, conn):
+            cur.close()
+            conn.close()
+
+        def names():
+            conn = db_open()
+            cur = conn.cursor()
+            cur.execute("SELECT name FROM items")
+            rows = cur.fetchall()
+            db_close(cur, conn)
+            return rows
+        """,
+    )
+    assert found == []
+    assert "def db_close(cur, conn):\n    cur.close()\n    putconn(conn)" in code
+    assert (
+        "        rows = cur.fetchall()\n    finally:\n        putconn(conn)\n    return rows"
+        in code
+    )
+
+
+def test_two_open_close_pairs_in_one_function_are_two_sites(tmp_path):
+    code, found = migrate_one(
+        tmp_path,
+        """\
+        import psycopg2
+
+        def register(name):
+            conn = psycopg2.connect("dbname=shop")
+            taken = conn.cursor().execute("SELECT 1")
+            conn.close()
+            if taken:
+                return False
+            else:
+                conn = psycopg2.connect("dbname=shop")
+                conn.cursor().execute("INSERT INTO users VALUES (%s)", (name,))
+                conn.commit()
+                conn.close()
+            return True
+        """,
+    )
+    assert found == []
+    assert code.count("putconn(conn)") == 2
+    assert ".close()" not in code
+
+
+def test_a_connection_that_leaves_the_function_blocks_its_source_and_changes_nothing(tmp_path):
+    before = """\
+    import psycopg2
+
+    def get_conn():
+        return psycopg2.connect("dbname=shop")
+
+    def cursor_for_caller():
+        conn = get_conn()
+        cur = conn.cursor()
+        return cur
+
+    def ok():
+        conn = get_conn()
+        try:
+            conn.cursor().execute("SELECT 1")
+        finally:
+            conn.close()
+    """
+    code, found = migrate_one(tmp_path, before)
+    assert code == dedent(before), "a source with one blocked site is not migrated at all"
+    codes = sorted((f.code, f.line, f.pending) for f in found)
+    assert codes == [("POOL001", 9, True), ("POOL002", 3, True)]
+
+
+def test_connections_kept_in_a_tuple_or_passed_away_are_reported_not_edited(tmp_path):
+    before = """\
+    import psycopg2
+
+    def open_pair():
+        conn = psycopg2.connect("dbname=shop")
+        return conn, conn.cursor()
+
+    def use():
+        pair = open_pair()
+        pair[1].execute("SELECT 1")
+
+    def hand_over(worker):
+        conn = psycopg2.connect("dbname=shop")
+        worker(conn)
+    """
+    code, found = migrate_one(tmp_path, before)
+    assert code == dedent(before)
+    assert {f.code for f in found} == {"POOL001", "POOL002"}
+    assert all(f.pending for f in found)
+
+
+def test_sqlite_only_connector_takes_the_request_connection_and_sites_stay(tmp_path):
+    code, found = migrate_one(
+        tmp_path,
+        """\
+        import sqlite3
+        from flask import current_app
+
+        def get_db():
+            conn = sqlite3.connect(current_app.config["DATABASE"], check_same_thread=False)
+            conn.row_factory = sqlite3.Row
+            return conn
+
+        def names():
+            conn = get_db()
+            rows = conn.execute("SELECT name FROM t").fetchall()
+            conn.close()
+            return rows
+        """,
+    )
+    assert found == []
+    assert code == dedent(
+        """\
+        from flask import current_app
+        from db_sqlite import get_db as db_sqlite_get_db
+
+        def get_db():
+            conn = db_sqlite_get_db(current_app.config["DATABASE"], check_same_thread=False)
+            return conn
+
+        def names():
+            conn = get_db()
+            rows = conn.execute("SELECT name FROM t").fetchall()
+            conn.close()
+            return rows
+        """
+    )
+
+
+def test_a_hand_made_pool_is_kept_and_reported_and_its_sqlite_branch_migrated(tmp_path):
+    before = """\
+    import os
+    import sqlite3
+    from psycopg2.pool import SimpleConnectionPool
+
+    URL = os.environ.get("DATABASE_URL")
+    pool = None
+
+    def get_conn():
+        global pool
+        if URL:
+            if pool is None:
+                pool = SimpleConnectionPool(1, 5, URL)
+            return pool.getconn()
+        return sqlite3.connect("app.db")
+
+    def put_conn(conn):
+        if URL:
+            pool.putconn(conn)
+        else:
+            conn.close()
+
+    def run(sql):
+        conn = get_conn()
+        try:
+            conn.cursor().execute(sql)
+        finally:
+            put_conn(conn)
+    """
+    code, found = migrate_one(tmp_path, before)
+    assert "SimpleConnectionPool(1, 5, URL)" in code and "return pool.getconn()" in code
+    assert 'return get_db("app.db")' in code
+    assert "conn.cursor().execute(sql_for(conn, sql))" in code
+    assert [(f.code, f.pending) for f in found] == [("POOL003", False)]
+
+
+def test_connector_and_sites_in_other_modules_are_migrated_together(tmp_path):
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "__init__.py").write_text("")
+    (tmp_path / "app" / "routes").mkdir()
+    (tmp_path / "app" / "routes" / "__init__.py").write_text("")
+    out = migrate(
+        tmp_path,
+        {
+            "app/db.py": """\
+            import psycopg2
+
+            def get_connection():
+                return psycopg2.connect("dbname=shop")
+            """,
+            "app/routes/items.py": """\
+            from app.db import get_connection
+
+            def items():
+                conn = get_connection()
+                rows = conn.cursor().fetchall()
+                conn.close()
+                return rows
+            """,
+        },
+    )
+    db, db_context = out["app/db.py"]
+    items, _ = out["app/routes/items.py"]
+    assert "from .db_pool import getconn" in db
+    assert "from ..db_pool import putconn" in items
+    assert "    putconn(conn)\n    return rows" in items
+    assert reliances(db_context) == {str(tmp_path / "app/routes/items.py")}
+
+
+def test_test_code_is_never_migrated(tmp_path):
+    before = (
+        'import sqlite3\n\ndef test_x():\n    conn = sqlite3.connect("x.db")\n    conn.close()\n'
+    )
+    out = migrate(tmp_path, {"tests/test_x.py": before})
+    assert out["tests/test_x.py"][0] == before
+
+
+def test_standalone_run_writes_the_runtime_copies_itself(tmp_path):
+    layer = tmp_path / "layer.py"
+    layer.write_text(CLAUN_LAYER)
+    context = CodemodContext(filename=str(layer))
+    result = transform_module(PoolConnectionsCommand(context), CLAUN_LAYER)
+    assert isinstance(result, TransformSuccess)
+    assert result.code == CLAUN_MIGRATED
+    assert is_pristine((tmp_path / "db_pool.py").read_text())

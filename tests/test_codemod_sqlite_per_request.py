@@ -1,122 +1,99 @@
-"""sqlite-per-request: ``init_app(app)`` where the app is made; the older get_db() per request."""
+"""sqlite-per-request: ``init_app(app)`` where apps are made, when SQLite gets request conns."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from textwrap import dedent
 
-import pytest
 from libcst.codemod import CodemodContext, TransformSuccess, transform_module
 
-from claun_migrate.codemods._support import findings, stamp
-from claun_migrate.codemods.sqlite_per_request import SqlitePerRequestCommand, runtime_import
+from claun_migrate.codemods._support import ENGINE, companions, stamp
+from claun_migrate.codemods.sqlite_per_request import SqlitePerRequestCommand
 
-MODELS_GET_DB = '''\
+LAYER = """\
 import sqlite3
 
-
 def get_db():
-    """Rows readable by column name"""
-    conn = sqlite3.connect(DATABASE_PATH)
-    conn.row_factory = sqlite3.Row
-    return conn
-'''
+    return sqlite3.connect("app.db")
+"""
 
 
-@pytest.fixture
-def backend(tmp_path: Path) -> Path:
-    """The fixture's layout: app.py beside the package app/ with services/ and models/."""
-    for name in ["app", "app/services", "app/models"]:
-        (tmp_path / name).mkdir()
-        (tmp_path / name / "__init__.py").write_text("")
-    (tmp_path / "app/services/database.py").write_text("def get_db_connection(): ...\n")
-    return tmp_path
+def tree(tmp_path: Path, files: dict[str, str]) -> dict[str, str]:
+    sources = {}
+    for name, text in files.items():
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(dedent(text))
+        sources[str(path)] = dedent(text)
+    return sources
 
 
-def run(before: str, filename: Path, layers: list[str] | None = None) -> tuple[str, list[str]]:
-    context = CodemodContext(filename=str(filename))
-    command = SqlitePerRequestCommand(context, data_layers=layers or [])
-    result = transform_module(command, dedent(before))
+def run(tmp_path: Path, files: dict[str, str], name: str) -> tuple[str, CodemodContext]:
+    sources = tree(tmp_path, files)
+    gathered = SqlitePerRequestCommand.gather(sources)
+    path = str(tmp_path / name)
+    context = CodemodContext(filename=path, scratch={ENGINE: True})
+    result = transform_module(SqlitePerRequestCommand(context, **gathered), sources[path])
     assert isinstance(result, TransformSuccess), result
-    return result.code, [f"{f.code}:{f.line}" for f in findings(context)]
+    return result.code, context
 
 
-def test_module_level_app_is_wired_with_an_absolute_import(backend: Path) -> None:
-    before = "from flask import Flask\n\napp = Flask(__name__)\napp.config['X'] = 1\n"
-    code, _ = run(before, backend / "app.py")
+def test_module_level_app_is_wired_with_an_absolute_import(tmp_path):
+    files = {
+        "backend/app/__init__.py": "",
+        "backend/app/services/__init__.py": "",
+        "backend/app/services/database.py": LAYER,
+        "backend/app.py": "from flask import Flask\n\napp = Flask(__name__)\n",
+    }
+    code, context = run(tmp_path, files, "backend/app.py")
     assert code == (
         "from flask import Flask\nfrom app.services.db_sqlite import init_app\n\n"
-        "app = Flask(__name__)\ninit_app(app)\napp.config['X'] = 1\n"
+        "app = Flask(__name__)\ninit_app(app)\n"
     )
+    assert set(companions(context)) == {
+        "app/services/db_pool.py",
+        "app/services/db_rows.py",
+        "app/services/db_sqlite.py",
+    }
 
 
-def test_factory_app_is_wired_with_a_relative_import(backend: Path) -> None:
-    before = """\
-    from flask import Flask
-
-    def create_app():
-        app = Flask(__name__)
-        return app
-    """
-    code, _ = run(before, backend / "app/__init__.py")
-    assert "from .services.db_sqlite import init_app\n" in code
-    assert "    app = Flask(__name__)\n    init_app(app)\n    return app\n" in code
-
-
-def test_second_run_changes_nothing(backend: Path) -> None:
-    once, _ = run("import flask\napplication = flask.Flask('x')\n", backend / "app.py")
-    assert "init_app(application)" in once
-    assert run(once, backend / "app.py")[0] == once
-
-
-def test_older_get_db_layer_takes_the_request_connection(backend: Path) -> None:
-    code, _ = run(MODELS_GET_DB, backend / "app/models/database.py")
-    assert code == MODELS_GET_DB.replace(
-        "import sqlite3\n",
-        "import sqlite3\nfrom ..services.db_sqlite import get_db as request_db\n",
-    ).replace(
-        "    conn = sqlite3.connect(DATABASE_PATH)\n    conn.row_factory = sqlite3.Row\n",
-        "    conn = request_db(DATABASE_PATH)\n",
+def test_factory_app_is_wired_with_a_relative_import_after_a_shebang_header(tmp_path):
+    factory = (
+        "\n#!/usr/bin/env python3\n# -*- coding: utf-8 -*-\n\nfrom flask import Flask\n\n"
+        "def create_app():\n"
+        "    app = Flask(__name__, static_folder='../web', static_url_path='/')\n"
+        "    return app\n"
     )
-    assert run(code, backend / "app/models/database.py")[0] == code
+    files = {
+        "app/__init__.py": factory,
+        "app/models/__init__.py": "",
+        "app/models/database.py": LAYER,
+    }
+    code, _ = run(tmp_path, files, "app/__init__.py")
+    assert code == factory.replace(
+        "from flask import Flask\n",
+        "from flask import Flask\nfrom .models.db_sqlite import init_app\n",
+    ).replace("    return app\n", "    init_app(app)\n    return app\n")
 
 
-def test_connection_that_is_used_and_closed_in_place_is_left_alone(backend: Path) -> None:
-    before = """\
-    def count(path):
-        conn = sqlite3.connect(path)
-        try:
-            return conn.execute("SELECT 1").fetchall()
-        finally:
-            conn.close()
-    """
-    assert run(before, backend / "app/models/database.py")[0] == dedent(before)
+def test_second_run_changes_nothing(tmp_path):
+    files = {"db.py": LAYER, "main.py": "from flask import Flask\napp = Flask(__name__)\n"}
+    once, _ = run(tmp_path / "1", files, "main.py")
+    twice, _ = run(tmp_path / "2", {**files, "main.py": once}, "main.py")
+    assert twice == once
 
 
-def test_gathered_data_layer_decides_the_import(tmp_path: Path) -> None:
-    (tmp_path / "db").mkdir()
-    (tmp_path / "db/__init__.py").write_text("")
-    layer = str(tmp_path / "db/database.py")
-    code, _ = run("app = Flask(__name__)\n", tmp_path / "main.py", [layer])
-    assert code.startswith("from db.db_sqlite import init_app\n")
+def test_nothing_is_wired_without_sqlite_request_connections(tmp_path):
+    files = {
+        "db.py": 'import psycopg2\n\ndef get_db():\n    return psycopg2.connect("")\n',
+        "main.py": "from flask import Flask\napp = Flask(__name__)\n",
+    }
+    code, context = run(tmp_path, files, "main.py")
+    assert code == files["main.py"]
+    assert companions(context) == {}
 
 
-def test_without_a_data_layer_the_app_is_reported_not_wired(tmp_path: Path) -> None:
-    code, found = run("app = Flask(__name__)\n", tmp_path / "main.py")
-    assert code == "app = Flask(__name__)\n"
-    assert found == ["SQLITE001:1"]
-
-
-def test_shipped_runtime_copy_is_never_rewritten(backend: Path) -> None:
-    copy = stamp("db_sqlite.py", "0.1.0", MODELS_GET_DB)
-    assert run(copy, backend / "app/services/db_sqlite.py")[0] == copy
-
-
-def test_runtime_import_is_relative_inside_the_package_and_absolute_outside(
-    backend: Path,
-) -> None:
-    services = str(backend / "app/services")
-    assert runtime_import(str(backend / "app.py"), services) == ("app.services.db_sqlite", 0)
-    assert runtime_import(str(backend / "app/__init__.py"), services) == ("services.db_sqlite", 1)
-    assert runtime_import(str(backend / "app/models/x.py"), services) == ("services.db_sqlite", 2)
-    assert runtime_import(str(backend / "app/services/x.py"), services) == ("db_sqlite", 1)
+def test_shipped_runtime_copy_is_never_rewritten(tmp_path):
+    copy = stamp("db_sqlite.py", "0", "from flask import Flask\napp = Flask(__name__)\n")
+    code, _ = run(tmp_path, {"db.py": LAYER, "db_sqlite.py": copy}, "db_sqlite.py")
+    assert code == copy

@@ -271,12 +271,12 @@ def test_no_requirements_file_is_a_review_item(tmp_path: Path) -> None:
     assert codes == {"REQ001"}
 
 
-def test_gather_sees_the_prefiltered_sources_once(tmp_path: Path) -> None:
+def test_gather_sees_every_discovered_source_and_only_triggered_files_are_parsed(tmp_path):
     for name in ["a", "b"]:
         (tmp_path / f"{name}.py").write_text("census = 1\n")
     (tmp_path / "c.py").write_text("other = 1\n")
     result = run(tmp_path, select=["census"])
-    assert [f.finding.message for f in result.findings] == ["2 files", "2 files"]
+    assert [f.finding.message for f in result.findings] == ["3 files", "3 files"]
 
 
 def test_edits_are_counted_per_codemod(tmp_path: Path) -> None:

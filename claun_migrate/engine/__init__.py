@@ -428,7 +428,7 @@ def migrate(
     names = select_codemods(select, ignore, registry)
     result = RunResult(selected=names)
     triggers = {n: [t.encode() for t in declared(registry[n], "TRIGGERS")] for n in names}
-    candidates: list[tuple[Path, list[str]]] = []
+    candidates: dict[Path, list[str]] = {}
     texts: dict[Path, tuple[str, str]] = {}
     generated = support.GENERATED.encode()
     for path in discover([Path(p) for p in paths], exclude):
@@ -441,20 +441,27 @@ def migrate(
         if data.startswith(generated):  # a runtime copy: managed as a companion, never edited
             continue
         wanted = [n for n in names if not triggers[n] or any(t in data for t in triggers[n])]
-        if not wanted:
-            continue
-        candidates.append((path, wanted))
+        if wanted:
+            candidates[path] = wanted
         try:
             texts[path] = decode(data)  # the bytes the prefilter saw, read once
         except (SyntaxError, UnicodeDecodeError, LookupError) as exc:
-            result.errors.append(FileError(path, f"cannot decode: {exc}"))
+            if wanted:
+                result.errors.append(FileError(path, f"cannot decode: {exc}"))
+    # gather sees every file: whether code is a data-layer site depends on its imports
     sources = {str(path): text for path, (text, _) in texts.items()}
     kwargs = {
         n: registry[n].gather(sources) if hasattr(registry[n], "gather") else {} for n in names
     }
+    for n in names:  # files a codemod's gathered arguments name, whatever their words
+        targets = registry[n].targets(kwargs[n]) if hasattr(registry[n], "targets") else ()
+        for path in texts:
+            if str(path) in targets and n not in candidates.get(path, []):
+                listed = candidates.setdefault(path, [])
+                listed[:] = [name for name in names if name in listed or name == n]
     work = [
         (str(path), *texts[path], tuple((n, registry[n], kwargs[n]) for n in wanted))
-        for path, wanted in candidates
+        for path, wanted in candidates.items()
         if path in texts
     ]
     cache = ResultCache(cache_dir) if cache_dir else None

@@ -11,6 +11,7 @@ import http.client
 import itertools
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -42,6 +43,7 @@ class LoadResult:
     latencies: list[float] = field(default_factory=list)
     errors: int = 0
     error_samples: list[str] = field(default_factory=list)
+    warmup_requests: int = 0  # sent untimed before the clock started
 
     @property
     def requests(self) -> int:
@@ -58,6 +60,14 @@ class LoadResult:
         ordered = sorted(self.latencies)
         rank = max(0, min(len(ordered) - 1, round(percent / 100 * len(ordered)) - 1))
         return ordered[rank] * 1000
+
+    def add(self, other: LoadResult) -> None:
+        """Count ``other`` (a later round of the same load) into this result."""
+        self.seconds += other.seconds
+        self.warmup_requests += other.warmup_requests
+        self.latencies.extend(other.latencies)
+        self.errors += other.errors
+        self.error_samples.extend(other.error_samples[: 5 - len(self.error_samples)])
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -84,7 +94,7 @@ def send(
 
 def run_load(
     host: str,
-    port: int,
+    port: int | Sequence[int],
     endpoints: list[Endpoint],
     *,
     duration: float,
@@ -95,12 +105,14 @@ def run_load(
     """Drive ``endpoints`` from ``concurrency`` keep-alive clients for ``duration`` seconds.
 
     Each client first sends every endpoint ``warmup`` times, untimed. Responses with a status
-    of 400 or more and failed requests count as errors.
+    of 400 or more and failed requests count as errors. Given several ports (servers), client
+    ``i`` talks to ``port[i % len(port)]``.
     """
+    ports = [port] if isinstance(port, int) else list(port)
     headers = headers or {}
     counter = itertools.count()
     lock = threading.Lock()
-    result = LoadResult(seconds=duration)
+    result = LoadResult(seconds=duration, warmup_requests=concurrency * len(endpoints) * warmup)
     clock = {"start": 0.0, "deadline": 0.0}
 
     def start_clock() -> None:
@@ -112,6 +124,7 @@ def run_load(
     def client(offset: int) -> None:
         latencies: list[float] = []
         errors: list[str] = []
+        port = ports[offset % len(ports)]
         conn = http.client.HTTPConnection(host, port, timeout=30)
         order = endpoints[offset % len(endpoints) :] + endpoints[: offset % len(endpoints)]
         try:
@@ -148,7 +161,7 @@ def run_load(
     try:
         ready.wait(timeout=60)
     except threading.BrokenBarrierError as exc:
-        raise RuntimeError(f"a load client could not reach {host}:{port} in warm-up") from exc
+        raise RuntimeError(f"a load client could not reach {host}:{ports} in warm-up") from exc
     for thread in threads:
         thread.join()
     result.seconds = time.perf_counter() - clock["start"]

