@@ -448,15 +448,15 @@ class ConnectionPool:
         pool knows (or inherited across fork) is closed. Returning a connection that is already
         back in a pool raises ``PoolError`` and changes nothing.
         """
-        pooled = self._out.get(id(conn))
-        if pooled is not None and pooled.conn is conn:
+        pooled = self._out.get(id(conn))  # an object in _out is alive: its id is its own
+        if pooled is not None:
             self._return(pooled, close)
             return
-        found = _owner_of(conn) if self._pid == _getpid() else None
-        if found is None:
+        owner = _owner_of(conn) if self._pid == _getpid() else None
+        if owner is None:
             _close_quietly(conn)
         else:
-            found[0]._return(found[1], close)
+            owner.putconn(conn, close)
 
     def _return(self, pooled: _Pooled, close: bool) -> None:
         conn = pooled.conn
@@ -584,7 +584,7 @@ class ConnectionPool:
 _POOLS: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
 
 
-def _owner_of(conn: Connection) -> tuple[ConnectionPool, _Pooled] | None:
+def _owner_of(conn: Connection) -> ConnectionPool | None:
     """The live pool that checked out ``conn``, if any (the slow path of ``putconn``).
 
     Raises ``PoolError`` when ``conn`` is idle in a pool already: it was returned twice.
@@ -596,9 +596,8 @@ def _owner_of(conn: Connection) -> tuple[ConnectionPool, _Pooled] | None:
         except RuntimeError:  # another thread created a pool during the copy
             continue
         for pool in pools:
-            pooled = pool._out.get(key)
-            if pooled is not None and pooled.conn is conn:
-                return pool, pooled
+            if key in pool._out:
+                return pool
             with pool._lock:
                 if any(idle.conn is conn for idle in pool._idle):
                     raise PoolError(
@@ -711,11 +710,11 @@ def putconn(conn: Any) -> None:
     request connection, a plain one) is closed instead. Never raises for ``None``."""
     if conn is None:
         return
-    found = _owner_of(conn)
-    if found is None:
+    owner = _owner_of(conn)
+    if owner is None:
         conn.close()
     else:
-        found[0]._return(found[1], False)
+        owner.putconn(conn)
 
 
 @contextlib.contextmanager
