@@ -542,27 +542,39 @@ class _Analysis:
         """Block PostgreSQL connectors referred to where the model cannot follow the connection
         (called through an object, passed as a value, defined twice): a connection it cannot
         see given back must not come from the pool."""
-        counts: dict[str, int] = {}
-        for info in self.files.values():
+        names: dict[str, dict[str, int]] = {}
+        attributes: dict[str, dict[tuple[str, str], int]] = {}
+        for path, info in self.files.items():
+            here, dotted = names.setdefault(path, {}), attributes.setdefault(path, {})
             for node in ast.walk(info.tree):
-                name = node.id if isinstance(node, ast.Name) else getattr(node, "attr", None)
-                if isinstance(node, ast.Name | ast.Attribute) and name:
-                    counts[name] = counts.get(name, 0) + 1
-        aliases: dict[tuple[str, str], set[str]] = {}
-        for info in self.files.values():
-            for local, (owner, name) in info.imports.items():
-                if name is not None:
-                    aliases.setdefault((owner, name), set()).add(local)
+                if isinstance(node, ast.Name):
+                    here[node.id] = here.get(node.id, 0) + 1
+                elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
+                    key = (node.value.id, node.attr)
+                    dotted[key] = dotted.get(key, 0) + 1
+
+        def references(owner: str, name: str) -> int:
+            """Mentions of function ``name`` of file ``owner``: in that file, under the names
+            other files import it by, and as ``module.name`` where they import its module."""
+            total = names.get(owner, {}).get(name, 0)
+            for path, info in self.files.items():
+                for local, (target, attribute) in info.imports.items():
+                    if target != owner or path == owner:
+                        continue
+                    if attribute == name:
+                        total += names[path].get(local, 0)
+                    elif attribute is None:
+                        total += attributes[path].get((local, name), 0)
+            return total
+
         for source in self.sources.values():
             name = source.key[1].split("@")[0]
             if name == "<connect>" or POSTGRES not in source.drivers:
                 continue
             info = self.files[source.path]
-            names = {name} | aliases.get((source.path, name), set())
-            references = sum(counts.get(n, 0) for n in names)
             if name in info.twice:
                 why = f"`{name}` is defined more than once in its module"
-            elif references > source.uses or name not in info.defined:
+            elif name not in info.defined or references(source.path, name) > source.uses:
                 why = (
                     f"`{name}` is used where its connections cannot be followed (a method, "
                     "or passed or called through an object)"

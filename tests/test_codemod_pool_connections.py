@@ -483,3 +483,22 @@ def test_standalone_run_writes_the_runtime_copies_itself(tmp_path):
     assert isinstance(result, TransformSuccess)
     assert result.code == CLAUN_MIGRATED
     assert is_pristine((tmp_path / "db_pool.py").read_text())
+
+
+def test_same_named_connectors_in_two_modules_are_told_apart(tmp_path):
+    connector = 'import psycopg2\n\ndef db_connect():\n    return psycopg2.connect("dbname=x")\n'
+    route = "\ndef page():\n    conn = db_connect()\n    rows = conn.cursor().fetchall()\n"
+    route += "    conn.close()\n    return rows\n"
+    out = migrate(tmp_path, {"lab1.py": connector + route, "lab2.py": connector + route})
+    for name in ("lab1.py", "lab2.py"):
+        code, context = out[name]
+        assert findings(context) == []
+        assert "return getconn(" in code and "    putconn(conn)\n    return rows" in code
+
+
+def test_a_returned_cursor_call_keeps_its_connection_out_of_the_pool(tmp_path):
+    before = 'import psycopg2\n\ndef open_cursor():\n    conn = psycopg2.connect("x")\n'
+    before += "    return conn.cursor()\n"
+    code, found = migrate_one(tmp_path, before)
+    assert code == before
+    assert sorted(f.code for f in found) == ["POOL001", "POOL002"]

@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from fixture_tools import BACKEND_DIR, VERDICTS, load_sites, run_backend_suite, site_matches
 
-TESTS_ON_SQLITE = 31
-POSTGRES_ONLY_TESTS = 61
+TESTS_ON_SQLITE = 34
+POSTGRES_ONLY_TESTS = 77
 
 
 @pytest.fixture(scope="module")
