@@ -3,12 +3,16 @@
     python benchmarks/runtime.py [--url URL] [--auth trust|scram] [--rows 50000]
 
 Without ``--url`` (or ``DATABASE_URL``) it starts an embedded server. Three tables:
-1. checkout + return of one connection: this pool (liveness check on and off), psycopg2's
-   ``ThreadedConnectionPool``, psycopg_pool and SQLAlchemy's ``QueuePool`` when installed
-   (``pip install -e '.[bench]'``), and the liveness check itself against a ``SELECT 1``;
+1. checkout + return of one connection: this pool (plain, through ``get_pool()``, with a
+   ``DISCARD ALL`` reset), psycopg2's ``ThreadedConnectionPool``, psycopg_pool and
+   SQLAlchemy's ``QueuePool`` when installed (``pip install -e '.[bench]'``), and the
+   liveness check itself against a ``SELECT 1``;
 2. ``SELECT 1`` the way ``execute_sql(fetch=True)`` runs it: pooled, on one persistent
    connection, and connect-per-call (the legacy code);
-3. fetching ``--rows`` rows x 10 columns as tuples, ``Row``, ``DictCursor``, ``RealDictCursor``.
+3. fetching ``--rows`` rows x 10 columns as tuples, ``Row``, ``DictCursor``, ``RealDictCursor``;
+   then tuples and ``Row`` beside a million live objects with the garbage collector running
+   as it does in an application (no ``gc.collect()`` between turns; the runtime never pauses
+   the collector), against rows built into a new list.
 Each figure is the best of several runs; ratios are against the first line of its table.
 """
 
@@ -28,18 +32,24 @@ import psycopg2.pool
 from claun_migrate.proof.pgserver import postgres_server
 from claun_migrate.runtime import db_pool
 from claun_migrate.runtime.db_pool import ConnectionPool
-from claun_migrate.runtime.db_rows import RowCursor
+from claun_migrate.runtime.db_rows import Row, RowCursor
 
 Result = tuple[str, float]
 Action = tuple[str, Callable[[], object]]
 
 
-def compare(actions: list[Action], number: int, repeat: int = 9) -> list[Result]:
-    """Best seconds per call of each action; the actions take turns so drift hits all alike."""
+def compare(
+    actions: list[Action], number: int, repeat: int = 9, collect: bool = True
+) -> list[Result]:
+    """Best seconds per call of each action; the actions take turns so drift hits all alike.
+
+    ``collect``: each turn starts from a collected heap, not the last turn's garbage.
+    """
     best = dict.fromkeys([name for name, _ in actions], float("inf"))
     for _ in range(repeat):
         for name, action in actions:
-            gc.collect()  # each turn starts from the same heap, not the last turn's garbage
+            if collect:
+                gc.collect()
             started = time.perf_counter()
             for _ in range(number):
                 action()
@@ -54,20 +64,13 @@ def print_table(title: str, results: list[Result], unit: str, scale: float) -> N
         print(f"  {name:<44} {seconds * scale:>10.2f} {unit:<3} {seconds / base:>7.2f}x")
 
 
-class UncheckedPool(ConnectionPool):
-    """This pool without the socket liveness check, to show what the check costs."""
-
-    def _usable(self, conn: psycopg2.extensions.connection, born: float) -> bool:
-        return not conn.closed
-
-
 def bench_checkout(url: str, number: int) -> None:
     with contextlib.ExitStack() as stack:
-        ours = ConnectionPool(url, min_size=1, max_size=4)
-        unchecked = UncheckedPool(url, min_size=1, max_size=4)
+        ours = stack.enter_context(ConnectionPool(url, min_size=1, max_size=4))
+        resetting = stack.enter_context(
+            ConnectionPool(url, min_size=1, max_size=4, reset="DISCARD ALL")
+        )
         threaded = psycopg2.pool.ThreadedConnectionPool(1, 4, url)
-        stack.callback(ours.close)
-        stack.callback(unchecked.close)
         stack.callback(threaded.closeall)
         stack.callback(db_pool.close_pool)
 
@@ -78,7 +81,7 @@ def bench_checkout(url: str, number: int) -> None:
         actions: list[Action] = [
             ("this pool (liveness check on)", lambda: ours.putconn(ours.getconn())),
             ("this pool through get_pool() (migrated code)", migrated_code_path),
-            ("this pool (liveness check off)", lambda: unchecked.putconn(unchecked.getconn())),
+            ("this pool, reset='DISCARD ALL'", lambda: resetting.putconn(resetting.getconn())),
             ("psycopg2 ThreadedConnectionPool", lambda: threaded.putconn(threaded.getconn())),
         ]
         with contextlib.suppress(ImportError):
@@ -105,8 +108,9 @@ def bench_checkout(url: str, number: int) -> None:
         stack.callback(conn.close)
         conn.autocommit = True
         cur = conn.cursor()
+        poll = db_pool._poller(conn)
         checks: list[Action] = [
-            ("liveness check: poll() on the socket", lambda: db_pool._socket_is_quiet(conn)),
+            ("liveness check: poll() on the socket", lambda: poll(0)),
             ("liveness check: SELECT 1 round trip", lambda: cur.execute("SELECT 1")),
         ]
         print_table("liveness check alone", compare(checks, number), "us", 1e6)
@@ -170,7 +174,31 @@ def bench_rows(url: str, rows: int) -> None:
 
     results = compare([(name, fetch_with(factory)) for name, factory in factories], 1, 9)
     print_table(f"fetchall of {rows} rows x 10 columns", results, "ms", 1e3)
+
+    heap = [{"n": [i]} for i in range(300_000)]  # a dict and a list each: objects gc tracks
+    factories = [
+        ("plain tuples", None),
+        ("Row (RowCursor, tuples replaced in place)", RowCursor),
+        ("Row built into a new list", NewListRowCursor),
+    ]
+    results = compare(
+        [(name, fetch_with(factory)) for name, factory in factories], 1, 9, collect=False
+    )
+    print_table(
+        f"same, beside {len(heap) * 2:,} live objects, the collector left to run",
+        results,
+        "ms",
+        1e3,
+    )
     conn.close()
+
+
+class NewListRowCursor(RowCursor):
+    """``RowCursor`` building a new list of rows: every tuple lives until the end."""
+
+    def fetchall(self) -> list[Row]:  # type: ignore[override]
+        rows = psycopg2.extensions.cursor.fetchall(self)
+        return list(map(self._row_class(), rows))
 
 
 def main(argv: list[str] | None = None) -> None:

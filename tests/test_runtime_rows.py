@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
 import gc
 import json
+import pickle
 import sqlite3
 from collections.abc import Callable, Iterator
 
@@ -90,6 +92,29 @@ def test_duplicate_names_are_reachable_by_position_only(fetch):
         row["id"]
     with pytest.raises(KeyError, match="'id' appears more than once"):
         dict(row)
+
+
+@pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
+def test_rows_pickle_with_their_names(fetch, protocol):
+    rows = fetch(QUERY + " UNION ALL SELECT 8, 'bo@example.com', 'Bo'")
+    loaded = pickle.loads(pickle.dumps(rows, protocol))
+    assert loaded == rows and [type(row) for row in loaded] == [type(row) for row in rows]
+    assert [row["email"] for row in loaded] == ["ann@example.com", "bo@example.com"]
+    assert dict(loaded[0]) == {"id": 7, "email": "ann@example.com", "name": "Ann"}
+
+
+def test_rows_copy_and_deepcopy_keep_their_names(fetch):
+    (row,) = fetch(DUPLICATES)
+    for clone in (copy.copy(row), copy.deepcopy(row)):
+        assert clone == (1, 2, "x") and clone["name"] == "x" and type(clone) is type(row)
+        with pytest.raises(KeyError, match="'id' appears more than once"):
+            clone["id"]
+
+
+def test_a_bare_row_pickles_too():
+    row = Row((1, "a"))
+    assert pickle.loads(pickle.dumps(row)) == (1, "a")
+    assert type(pickle.loads(pickle.dumps(row))) is Row
 
 
 def test_rows_of_one_query_share_one_class(fetch):

@@ -1,34 +1,48 @@
-"""A thread-safe, fork-aware psycopg2 connection pool and the process-wide pool ``get_pool()``.
+"""A thread-safe, fork-safe psycopg2 connection pool and the process-wide pool ``get_pool()``.
 
 Why not ``psycopg2.pool``: ``SimpleConnectionPool`` is not thread-safe, and it and
 ``ThreadedConnectionPool`` close a returned connection whenever ``minconn`` are already idle,
-so under load they reconnect on almost every call. This pool keeps the connections it opened (up to
-``max_size``), blocks up to ``timeout`` seconds when all are in use, and never connects while
-holding its lock.
+so under load they reconnect on almost every call. This pool keeps the connections it opened (up
+to ``max_size``), blocks up to ``timeout`` seconds when all are in use, hands a returned
+connection to the longest waiter (first come, first served), and never connects while holding
+its lock. The API follows psycopg_pool's (``getconn``, ``putconn``, ``connection()``,
+``stats()``, ``close()``, ``with pool:``, ``reset``, ``max_idle``, ``max_lifetime``).
 
-Connections come back clean: ``putconn`` rolls back an open or failed transaction and drops
-closed or broken connections, freeing their slot. It never raises: a connection another pool
-checked out goes back to that pool, one no pool knows is closed. A checked-out connection the
-caller closed instead of returning (legacy ``conn.close()``) has its slot reclaimed when a
-``getconn`` finds no free one. Before handing out an idle connection the
-pool polls its socket without blocking: an idle connection has nothing to read unless the
-server closed it (``pg_terminate_backend``, restart, idle timeout), so a readable socket means
-the connection is replaced. That costs one ``poll()`` system call instead of a round trip.
+A returned connection is handed over clean: ``putconn`` rolls back an open or failed
+transaction, restores the client-side settings a borrower changed (``autocommit``,
+``readonly``, ``deferrable``, ``isolation_level``, ``cursor_factory``), runs the ``reset``
+hook when one is given (server session state such as ``SET statement_timeout``: ``reset="DISCARD
+ALL"`` costs one round trip per return) and drops closed or broken connections, freeing their
+slot. Before handing out an idle connection the pool polls its socket without blocking: an idle
+connection has nothing to read unless the server closed it, so a readable socket means the
+connection is replaced. A caller that closed a checked-out connection instead of returning it
+(legacy ``conn.close()``) has its slot reclaimed when a ``getconn`` finds no free one.
 
-``get_pool()`` reads ``DATABASE_URL`` and the environment variables
-``DB_POOL_MIN_SIZE`` (default 1), ``DB_POOL_MAX_SIZE`` (10), ``DB_POOL_TIMEOUT`` (30 seconds)
-and ``DB_POOL_MAX_LIFETIME`` (seconds, default: unlimited).
+When connecting fails after the pool has connected once (server restarting, ``max_connections``
+reached), callers do not fail: they wait, up to their timeout, for a connection another caller
+returns, while one of them retries the connect with exponential back-off. ``PoolTimeout`` then
+names the last connect error. A pool that never connected raises the connect error at once, so
+a wrong DSN or password fails fast. Events are logged to ``logging.getLogger("claun.db_pool")``.
+
+``get_pool()`` reads ``DATABASE_URL`` and ``DB_POOL_MIN_SIZE`` (default 1), ``DB_POOL_MAX_SIZE``
+(10), ``DB_POOL_TIMEOUT`` (30 s), ``DB_POOL_MAX_LIFETIME`` (3600 s), ``DB_POOL_MAX_IDLE`` (600 s),
+``DB_POOL_CONNECT_TIMEOUT`` (10 s) and ``DB_POOL_RESET`` (SQL run on each returned connection,
+e.g. ``DISCARD ALL``; default none).
 """
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import logging
+import math
 import os
+import random
 import select
 import threading
 import time
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg2
@@ -52,6 +66,12 @@ _IDLE = psycopg2.extensions.TRANSACTION_STATUS_IDLE
 _UNKNOWN = psycopg2.extensions.TRANSACTION_STATUS_UNKNOWN
 Connection = psycopg2.extensions.connection
 _HAS_POLL = hasattr(select, "poll")  # select() is limited to descriptors below 1024
+_log = logging.getLogger("claun.db_pool")
+_monotonic = time.monotonic
+_getpid = os.getpid
+_RECHECK = 1.0  # seconds between a waiter's looks for slots freed by a caller's close()
+_BACKOFF_FIRST = 0.1  # seconds before the first reconnect attempt; doubles up to _BACKOFF_MAX
+_BACKOFF_MAX = 2.0
 
 
 class PoolTimeout(PoolError):
@@ -67,39 +87,108 @@ def _close_quietly(conn: Connection) -> None:
         conn.close()
 
 
-def _socket_is_quiet(conn: Connection) -> bool:
-    """True when an idle connection's socket has nothing to read, i.e. the server kept it."""
-    if not _HAS_POLL:  # Windows
-        return not select.select([conn.fileno()], [], [], 0)[0]
-    poller = select.poll()
-    poller.register(conn.fileno(), select.POLLIN)
-    return not poller.poll(0)
+def _poller(conn: Connection) -> Callable[[float], list[Any]]:
+    """``poll(0)`` on this connection's socket: events when the server sent or closed something.
 
-
-def _detach(conn: Connection) -> None:
-    """Close a connection inherited across fork without touching the parent's session.
-
-    Closing it normally would send the server a Terminate message on the socket the parent
-    still uses. Pointing the descriptor at /dev/null first makes that message go nowhere.
+    Made once per connection, so a checkout pays one system call and no set-up.
     """
-    try:
+    fd = conn.fileno()
+    if not _HAS_POLL:  # Windows
+        return lambda timeout: select.select([fd], [], [], timeout)[0]
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    return poller.poll
+
+
+def _blind(conn: Connection) -> None:
+    """Point an inherited connection's descriptor at /dev/null, in a forked child.
+
+    No lock is taken and nothing is closed: a thread of the parent may have held the
+    connection's lock when the process forked, and that thread does not exist here. Whatever
+    later closes the connection in this process sends its Terminate message nowhere.
+    """
+    with contextlib.suppress(Exception):
         fd = conn.fileno()
-    except Exception:  # already closed
-        return
-    devnull = os.open(os.devnull, os.O_RDWR)
-    try:
-        os.dup2(devnull, fd)
-    finally:
-        os.close(devnull)
-    _close_quietly(conn)
+        devnull = os.open(os.devnull, os.O_RDWR)
+        try:
+            os.dup2(devnull, fd)
+        finally:
+            os.close(devnull)
+
+
+def sql_reset(sql: str) -> Callable[[Connection], None]:
+    """A ``reset`` hook running ``sql`` (``RESET ALL``, ``DISCARD ALL``) outside a transaction."""
+
+    def reset(conn: Connection) -> None:
+        autocommit = conn.autocommit
+        conn.autocommit = True  # DISCARD ALL cannot run inside a transaction block
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+        finally:
+            conn.autocommit = autocommit
+
+    reset.__qualname__ = f"sql_reset({sql!r})"
+    return reset
+
+
+def _settings(conn: Connection) -> tuple[Any, ...]:
+    """The client-side settings a borrower may change and ``putconn`` restores."""
+    return (
+        conn.autocommit,
+        conn.isolation_level,
+        conn.readonly,
+        conn.deferrable,
+        conn.cursor_factory,
+    )
+
+
+def _restore(conn: Connection, settings: tuple[Any, ...]) -> None:
+    autocommit, isolation_level, readonly, deferrable, cursor_factory = settings
+    conn.cursor_factory = cursor_factory
+    conn.set_session(  # leaving autocommit also resets the default_transaction_* it SET
+        isolation_level="DEFAULT" if isolation_level is None else isolation_level,
+        readonly="DEFAULT" if readonly is None else readonly,
+        deferrable="DEFAULT" if deferrable is None else deferrable,
+        autocommit=autocommit,
+    )
+
+
+class _Pooled:
+    """One connection the pool opened, with what it needs to judge and clean it."""
+
+    __slots__ = ("conn", "expires", "settings", "idle_since", "poll")
+
+    def __init__(self, conn: Connection, expires: float) -> None:
+        self.conn = conn
+        self.expires = expires
+        self.settings = _settings(conn)
+        self.idle_since = 0.0
+        self.poll = _poller(conn)  # used by the thread that checked the connection out only
+
+
+_SLOT = object()  # granted to a waiter: a free slot, to connect into
+
+
+class _Waiter:
+    __slots__ = ("cond", "grant")
+
+    def __init__(self, lock: threading.Lock) -> None:
+        self.cond = threading.Condition(lock)
+        self.grant: _Pooled | object | None = None
 
 
 class ConnectionPool:
     """At most ``max_size`` psycopg2 connections to ``dsn``, shared between threads.
 
     ``connect_kwargs`` go to ``psycopg2.connect`` (for example ``cursor_factory``).
-    ``min_size`` connections are opened at once; ``max_lifetime`` (seconds) replaces older
-    connections at checkout.
+    ``min_size`` connections are opened at once. ``max_lifetime`` (seconds, each connection
+    gets 90-100% of it so they do not all expire together) and ``max_idle`` (idle connections
+    above ``min_size``, trimmed as connections are returned) replace or close old connections;
+    ``None`` means no limit. ``connect_timeout`` (seconds) bounds one connect attempt; libpq
+    counts whole seconds, at least 2. ``reset`` is called with each returned connection after
+    its rollback (a callable, or SQL such as ``"DISCARD ALL"``); a reset that raises or leaves
+    a transaction open discards the connection.
     """
 
     def __init__(
@@ -109,7 +198,10 @@ class ConnectionPool:
         min_size: int = 1,
         max_size: int = 10,
         timeout: float = 30.0,
-        max_lifetime: float | None = None,
+        max_lifetime: float | None = 3600.0,
+        max_idle: float | None = 600.0,
+        connect_timeout: float | None = 10.0,
+        reset: Callable[[Connection], object] | str | None = None,
         **connect_kwargs: Any,
     ) -> None:
         if max_size < 1 or not 0 <= min_size <= max_size:
@@ -119,74 +211,168 @@ class ConnectionPool:
         self.max_size = max_size
         self.timeout = timeout
         self.max_lifetime = max_lifetime
+        self.max_idle = max_idle
+        self.connect_timeout = connect_timeout
+        self.reset = sql_reset(reset) if isinstance(reset, str) else reset
         self.connect_kwargs = connect_kwargs
         self.closed = False
-        self._reset()
+        self._start_afresh()
         _POOLS.add(self)
-        conns = [self.getconn() for _ in range(min_size)]
-        for conn in conns:
+        for _ in range(min_size):  # a refused connect after the first: the rest come later
+            with self._lock:
+                self._size += 1
+                self._opening += 1
+            conn = self._open(_monotonic() + timeout)
+            if conn is None:
+                break
             self.putconn(conn)
 
-    def _reset(self) -> None:
-        self._pid = os.getpid()
+    def _start_afresh(self) -> None:
+        self._pid = _getpid()
         self._lock = threading.Lock()
-        self._cond = threading.Condition(self._lock)
-        self._idle: list[tuple[Connection, float]] = []  # (connection, opened at); LIFO
-        self._out: dict[int, tuple[Connection, float]] = {}  # checked out, by id()
+        self._idle: list[_Pooled] = []  # LIFO at the end; the longest idle at index 0
+        self._out: dict[int, _Pooled] = {}  # checked out, by id() of the connection
+        self._waiters: collections.deque[_Waiter] = collections.deque()
         self._size = 0  # slots taken: idle + checked out + being opened
-        self._waiting = 0
+        self._opening = 0
+        self._retry_at = 0.0  # while connecting fails: no new attempt before this time
+        self._backoff = 0.0
+        self._last_error = ""
         self._waits = self._timeouts = self._connects = self._discarded = 0
+        self._errors = 0
+        self._wait_time = self._longest_wait = 0.0
 
     def _after_fork(self) -> None:
         """In a forked child: forget the parent's connections and start afresh."""
-        for conn, _ in [*self._idle, *self._out.values()]:
-            _detach(conn)
-        self._reset()
+        for pooled in [*self._idle, *self._out.values()]:
+            _blind(pooled.conn)
+        self._start_afresh()
+
+    def __enter__(self) -> ConnectionPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def getconn(self, timeout: float | None = None) -> Connection:
         """A live connection; waits up to ``timeout`` (default: the pool's) when all are busy."""
-        if self._pid != os.getpid():
+        if self._pid != _getpid():
             self._after_fork()
-        conn = None
-        born = 0.0
-        deadline = None
         with self._lock:
-            while True:
+            if self._idle and not self._waiters:
+                pooled = self._idle.pop()
+                self._out[id(pooled.conn)] = pooled
+            else:
+                pooled = None
+        if pooled is not None:
+            conn = pooled.conn
+            if not conn.closed and _monotonic() < pooled.expires and not pooled.poll(0):
+                return conn
+        return self._getconn_slow(pooled, self.timeout if timeout is None else timeout)
+
+    def _getconn_slow(self, pooled: _Pooled | None, wait: float) -> Connection:
+        deadline = _monotonic() + wait
+        while True:
+            if pooled is not None:  # dead or expired: close it, connect into its slot if allowed
+                _close_quietly(pooled.conn)
+                with self._lock:
+                    if self._out.pop(id(pooled.conn), None) is None:  # a waiter reclaimed it
+                        grant: _Pooled | object = self._acquire(deadline, wait)
+                    elif self._may_connect(_monotonic()):
+                        self._discarded += 1
+                        self._opening += 1
+                        grant = _SLOT
+                    else:
+                        self._discarded += 1
+                        self._size -= 1
+                        grant = self._acquire(deadline, wait)
+            else:
+                with self._lock:
+                    grant = self._acquire(deadline, wait)
+            if grant is _SLOT:
+                pooled = None
+                conn = self._open(deadline)
+                if conn is not None:
+                    return conn
+                continue
+            pooled = grant  # type: ignore[assignment]
+            conn = pooled.conn
+            if not conn.closed and _monotonic() < pooled.expires and not pooled.poll(0):
+                return conn
+
+    def _may_connect(self, now: float) -> bool:
+        """A new connect may start now (lock held): not backing off, or one probe at a time."""
+        if not self._retry_at:
+            return True
+        return now >= self._retry_at and not self._opening
+
+    def _acquire(self, deadline: float, wait: float) -> _Pooled | object:
+        """An idle connection (checked out) or ``_SLOT``; waits in line (lock held)."""
+        if self.closed:
+            raise PoolClosed("the connection pool is closed")
+        now = _monotonic()
+        while not self._waiters:
+            if self._idle:
+                pooled = self._idle.pop()
+                self._out[id(pooled.conn)] = pooled
+                return pooled
+            if self._size < self.max_size and self._may_connect(now):
+                self._size += 1
+                self._opening += 1
+                return _SLOT
+            if not self._reclaim_closed():
+                break
+        waiter = _Waiter(self._lock)
+        self._waiters.append(waiter)
+        self._waits += 1
+        started = now
+        try:
+            while waiter.grant is None:
                 if self.closed:
                     raise PoolClosed("the connection pool is closed")
-                if self._idle:
-                    conn, born = self._idle.pop()
-                    self._out[id(conn)] = (conn, born)
-                    break
-                if self._size < self.max_size:
-                    self._size += 1
-                    break
-                if self._reclaim_closed():
-                    continue
-                now = time.monotonic()
-                if deadline is None:
-                    wait = self.timeout if timeout is None else timeout
-                    deadline = now + wait
-                    self._waits += 1
                 if now >= deadline:
                     self._timeouts += 1
-                    raise PoolTimeout(
-                        f"no database connection free after waiting {wait:g}s: all "
-                        f"{self.max_size} connections of the pool (max_size) are in use"
-                    )
-                self._waiting += 1
-                try:  # wake at least every _RECHECK s: a closed checkout sends no notify
-                    self._cond.wait(min(deadline - now, _RECHECK))
-                finally:
-                    self._waiting -= 1
-        if conn is not None:
-            if self._usable(conn, born):
-                return conn
-            with self._lock:
-                del self._out[id(conn)]
-                self._discarded += 1
-            _close_quietly(conn)
-        return self._open()
+                    raise PoolTimeout(self._timeout_message(wait, now))
+                if self._size < self.max_size and self._may_connect(now):
+                    self._size += 1
+                    self._opening += 1
+                    return _SLOT
+                if not self._reclaim_closed():
+                    wake = min(deadline, now + _RECHECK)
+                    if now < self._retry_at < wake and self._size < self.max_size:
+                        wake = self._retry_at
+                    waiter.cond.wait(wake - now)
+                now = _monotonic()
+            return waiter.grant
+        finally:
+            if waiter.grant is None:
+                self._waiters.remove(waiter)
+            waited = _monotonic() - started
+            self._wait_time += waited
+            self._longest_wait = max(self._longest_wait, waited)
+
+    def _timeout_message(self, wait: float, now: float) -> str:
+        if self._retry_at and self._size < self.max_size:
+            return (
+                f"no database connection after waiting {wait:g}s: the pool holds {self._size} "
+                f"of {self.max_size} connections and connecting failed "
+                f"({self._errors} errors so far, retrying every {self._backoff:.1f}s); "
+                f"last error: {self._last_error}"
+            )
+        return (
+            f"no database connection free after waiting {wait:g}s: all "
+            f"{self.max_size} connections of the pool (max_size) are in use"
+        )
+
+    def _grant_slots(self) -> None:
+        """Hand free slots to the longest waiters, if connecting is allowed (lock held)."""
+        now = _monotonic()
+        while self._waiters and self._size < self.max_size and self._may_connect(now):
+            waiter = self._waiters.popleft()
+            self._size += 1
+            self._opening += 1
+            waiter.grant = _SLOT
+            waiter.cond.notify()
 
     def _reclaim_closed(self) -> bool:
         """Free the slots of checked-out connections their caller closed (lock held).
@@ -194,84 +380,162 @@ class ConnectionPool:
         Legacy code closes a pooled connection instead of returning it; without this its slot
         would stay taken for ever. Only called when no slot is free, so checkouts stay cheap.
         """
-        dead = [key for key, (conn, _) in self._out.items() if conn.closed]
+        dead = [key for key, pooled in self._out.items() if pooled.conn.closed]
         for key in dead:
             del self._out[key]
         self._size -= len(dead)
         self._discarded += len(dead)
+        if dead:
+            self._grant_slots()
         return bool(dead)
 
-    def _usable(self, conn: Connection, born: float) -> bool:
-        if conn.closed:
-            return False
-        if self.max_lifetime is not None and time.monotonic() - born > self.max_lifetime:
-            return False
-        return _socket_is_quiet(conn)
+    def _open(self, deadline: float) -> Connection | None:
+        """Connect into a slot this thread holds; on failure free it and back off.
 
-    def _open(self) -> Connection:
-        """Connect into a slot this thread has reserved; frees the slot on failure."""
+        Returns None when the caller should wait again; raises when the pool never connected
+        (a wrong DSN fails fast) or the failure is not a connection error.
+        """
+        limit = max(0.0, deadline - _monotonic())
+        if self.connect_timeout:
+            limit = min(limit, self.connect_timeout)
         try:
-            conn = psycopg2.connect(self.dsn, **self.connect_kwargs)
-        except BaseException:
+            conn = psycopg2.connect(
+                self.dsn, connect_timeout=max(2, math.ceil(limit)), **self.connect_kwargs
+            )
+        except BaseException as exc:
             with self._lock:
                 self._size -= 1
-                self._cond.notify()
-            raise
+                self._opening -= 1
+                if not isinstance(exc, Exception):
+                    self._grant_slots()
+                    raise
+                self._errors += 1
+                self._backoff = min(_BACKOFF_MAX, max(_BACKOFF_FIRST, self._backoff * 2))
+                self._retry_at = _monotonic() + self._backoff * random.uniform(0.8, 1.0)
+                self._last_error = f"{type(exc).__name__}: {exc}".strip()
+                # never connected, and no other attempt in flight that might: a wrong DSN
+                never = not self._connects and not self._opening
+                fail_now = never or not isinstance(exc, psycopg2.OperationalError)
+            _log.warning(
+                "connect failed (%d connections open, next attempt in %.1fs): %s",
+                self._size,
+                self._backoff,
+                self._last_error,
+            )
+            if fail_now:
+                raise
+            return None
+        lifetime = self.max_lifetime
+        expires = math.inf if lifetime is None else _monotonic() + lifetime * random.uniform(0.9, 1)
+        pooled = _Pooled(conn, expires)
         with self._lock:
+            self._opening -= 1
             self._connects += 1
-            self._out[id(conn)] = (conn, time.monotonic())
+            self._out[id(conn)] = pooled
+            recovered = bool(self._retry_at)
+            self._retry_at = self._backoff = 0.0
+            if recovered:
+                self._grant_slots()
+        if recovered:
+            _log.info("connected again after %d failed attempts", self._errors)
         return conn
 
     def putconn(self, conn: Connection, close: bool = False) -> None:
-        """Give ``conn`` back: rolled back and kept, or closed (``close``, broken, pool closed).
+        """Give ``conn`` back: cleaned and kept, or closed (``close``, broken, pool closed).
 
-        Never raises. A connection another live pool checked out goes back to that pool (say
+        A connection another live pool checked out goes back to that pool (say
         ``get_pool(url).putconn(conn)`` after ``close_pool()`` replaced the pool); one that no
-        pool knows (or inherited across fork) is closed.
+        pool knows (or inherited across fork) is closed. Returning a connection that is already
+        back in a pool raises ``PoolError`` and changes nothing.
         """
-        if id(conn) in self._out:
-            self._return(conn, close)
+        pooled = self._out.get(id(conn))  # an object in _out is alive: its id is its own
+        if pooled is not None:
+            self._return(pooled, close)
             return
-        owner = _owner_of(conn) if self._pid == os.getpid() else None
+        owner = _owner_of(conn) if self._pid == _getpid() else None
         if owner is None:
             _close_quietly(conn)
         else:
-            owner._return(conn, close)
+            owner.putconn(conn, close)
 
-    def _return(self, conn: Connection, close: bool) -> None:
-        keep = not close and not self.closed and self._clean(conn)
+    def _return(self, pooled: _Pooled, close: bool) -> None:
+        conn = pooled.conn
+        now = _monotonic()
+        if close or self.closed or conn.closed or now >= pooled.expires:
+            keep = False
+        elif (
+            conn.get_transaction_status() == _IDLE
+            and self.reset is None
+            and (
+                conn.autocommit,
+                conn.isolation_level,
+                conn.readonly,
+                conn.deferrable,
+                conn.cursor_factory,
+            )
+            == pooled.settings
+        ):
+            keep = True  # nothing to clean: the common case, kept cheap
+        else:
+            keep = self._clean(pooled)
         if not keep:
             _close_quietly(conn)  # before its slot is freed: never more than max_size open
         with self._lock:
-            entry = self._out.pop(id(conn), None)
-            if entry is None:  # returned twice at once, or the pool was reset
-                return
+            if self._out.pop(id(conn), None) is None:
+                if conn.closed:  # it broke or was closed, and a waiter reclaimed its slot
+                    return
+                raise PoolError("connection returned twice at once; the second putconn ignored")
             if keep and not self.closed:
-                self._idle.append(entry)
-            else:
-                self._size -= 1
-                if not self.closed:
+                if self._waiters:  # first come, first served
+                    waiter = self._waiters.popleft()
+                    self._out[id(conn)] = pooled
+                    waiter.grant = pooled
+                    waiter.cond.notify()
+                    return
+                pooled.idle_since = now
+                self._idle.append(pooled)
+                idle = self._idle
+                if (
+                    self.max_idle is not None
+                    and now - idle[0].idle_since > self.max_idle
+                    and self._size > self.min_size
+                ):
+                    _close_quietly(idle.pop(0).conn)
+                    self._size -= 1
                     self._discarded += 1
-            if self._waiting:
-                self._cond.notify()
-        if keep and self.closed:
+                return
+            self._size -= 1
+            if not self.closed:
+                self._discarded += 1
+                self._grant_slots()
+        if keep:  # the pool closed meanwhile
             _close_quietly(conn)
 
-    @staticmethod
-    def _clean(conn: Connection) -> bool:
-        """Roll back any transaction; False when the connection is unusable."""
+    def _clean(self, pooled: _Pooled) -> bool:
+        """Roll back, restore settings, run ``reset``; False when the connection is unusable."""
+        conn = pooled.conn
         if conn.closed:
             return False
         status = conn.get_transaction_status()
-        if status == _IDLE:
-            return True
-        if status == _UNKNOWN:
-            return False
+        if status != _IDLE:
+            if status == _UNKNOWN:
+                return False
+            try:
+                conn.rollback()
+            except Exception:
+                return False
+            if conn.get_transaction_status() != _IDLE:
+                return False
         try:
-            conn.rollback()
-        except Exception:
+            if _settings(conn) != pooled.settings:
+                _restore(conn, pooled.settings)
+            if self.reset is None:
+                return True
+            self.reset(conn)
+        except Exception as exc:
+            _log.warning("discarding a returned connection that could not be reset: %s", exc)
             return False
-        return conn.get_transaction_status() == _IDLE
+        return not conn.closed and conn.get_transaction_status() == _IDLE
 
     @contextlib.contextmanager
     def connection(self, timeout: float | None = None) -> Iterator[Connection]:
@@ -283,19 +547,26 @@ class ConnectionPool:
         finally:
             self.putconn(conn)
 
-    def stats(self) -> dict[str, int]:
-        """Current sizes and counters since creation (or since the last fork)."""
+    def stats(self) -> dict[str, Any]:
+        """Current sizes and counters since creation (or since the last fork).
+
+        ``connection_errors`` counts failed connects; ``wait_time`` and ``longest_wait`` are
+        the seconds callers spent waiting in ``getconn`` (in total and the longest one).
+        """
         with self._lock:
             return {
                 "max_size": self.max_size,
                 "size": self._size,
                 "idle": len(self._idle),
                 "in_use": len(self._out),
-                "waiting": self._waiting,
+                "waiting": len(self._waiters),
                 "waits": self._waits,
                 "timeouts": self._timeouts,
                 "connects": self._connects,
+                "connection_errors": self._errors,
                 "discarded": self._discarded,
+                "wait_time": self._wait_time,
+                "longest_wait": self._longest_wait,
             }
 
     def close(self) -> None:
@@ -304,17 +575,20 @@ class ConnectionPool:
             self.closed = True
             idle, self._idle = self._idle, []
             self._size -= len(idle)
-            self._cond.notify_all()
-        for conn, _ in idle:
-            _close_quietly(conn)
+            for waiter in self._waiters:
+                waiter.cond.notify()
+        for pooled in idle:
+            _close_quietly(pooled.conn)
 
 
 _POOLS: weakref.WeakSet[ConnectionPool] = weakref.WeakSet()
-_RECHECK = 1.0  # seconds between a waiter's looks for slots freed by a caller's close()
 
 
 def _owner_of(conn: Connection) -> ConnectionPool | None:
-    """The live pool that checked out ``conn``, if any (the slow path of ``putconn``)."""
+    """The live pool that checked out ``conn``, if any (the slow path of ``putconn``).
+
+    Raises ``PoolError`` when ``conn`` is idle in a pool already: it was returned twice.
+    """
     key = id(conn)
     for _ in range(3):
         try:
@@ -322,14 +596,21 @@ def _owner_of(conn: Connection) -> ConnectionPool | None:
         except RuntimeError:  # another thread created a pool during the copy
             continue
         for pool in pools:
-            entry = pool._out.get(key)
-            if entry is not None and entry[0] is conn:
+            if key in pool._out:
                 return pool
+            with pool._lock:
+                if any(idle.conn is conn for idle in pool._idle):
+                    raise PoolError(
+                        "putconn: this connection was already returned to the pool; "
+                        "the second return was ignored"
+                    )
         return None
     return None
 
 
 def _after_fork_in_child() -> None:
+    global _pools_lock
+    _pools_lock = threading.Lock()  # another thread may have held it when the process forked
     for pool in list(_POOLS):
         pool._after_fork()
 
@@ -347,7 +628,14 @@ _closed_busy: dict[str, dict[str, Any]] = {}
 
 def _env_number(name: str, default: float | None) -> float | None:
     value = os.environ.get(name, "").strip()
-    return float(value) if value else default
+    if not value:
+        return default
+    if value.lower() in ("none", "off"):
+        return None
+    try:
+        return float(value)
+    except ValueError:
+        raise PoolError(f"environment variable {name}: expected a number, got {value!r}") from None
 
 
 def get_pool(dsn: str | None = None, **connect_kwargs: Any) -> ConnectionPool:
@@ -369,16 +657,19 @@ def get_pool(dsn: str | None = None, **connect_kwargs: Any) -> ConnectionPool:
     with _pools_lock:
         pool = _pools.get(dsn)
         if pool is None or pool.closed:
-            min_size = int(_env_number("DB_POOL_MIN_SIZE", 1))
+            min_size = int(_env_number("DB_POOL_MIN_SIZE", 1) or 0)
             lazy = dsn in _closed_busy
             connect_kwargs = connect_kwargs or _closed_busy.get(dsn, {})
             _closed_busy.pop(dsn, None)
             pool = _pools[dsn] = ConnectionPool(
                 dsn,
                 min_size=0 if lazy else min_size,
-                max_size=int(_env_number("DB_POOL_MAX_SIZE", 10)),
-                timeout=_env_number("DB_POOL_TIMEOUT", 30.0),
-                max_lifetime=_env_number("DB_POOL_MAX_LIFETIME", None),
+                max_size=int(_env_number("DB_POOL_MAX_SIZE", 10) or 10),
+                timeout=_env_number("DB_POOL_TIMEOUT", 30.0) or 0.0,
+                max_lifetime=_env_number("DB_POOL_MAX_LIFETIME", 3600.0),
+                max_idle=_env_number("DB_POOL_MAX_IDLE", 600.0),
+                connect_timeout=_env_number("DB_POOL_CONNECT_TIMEOUT", 10.0),
+                reset=os.environ.get("DB_POOL_RESET", "").strip() or None,
                 **connect_kwargs,
             )
             pool.min_size = min_size  # configured; none opened up front when lazy

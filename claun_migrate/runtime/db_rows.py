@@ -6,12 +6,12 @@ Each distinct column list gets one generated subclass holding the shared name ->
 
 Duplicate column names (``SELECT u.id, p.id``) stay reachable by position only: reading them
 by name raises ``KeyError`` naming the duplicate instead of silently returning one of them.
+Rows pickle (and copy) with their column names.
 """
 
 from __future__ import annotations
 
 import functools
-import gc
 import sqlite3
 from collections.abc import Sequence
 from typing import Any
@@ -44,6 +44,14 @@ class Row(tuple):
         """The column names in order (so ``dict(row)`` works)."""
         return self._names
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickle as the names and the values: the per-column-list class is rebuilt on load."""
+        return _unpickle, (self._names, tuple(self))
+
+
+def _unpickle(names: tuple[str, ...], values: tuple[Any, ...]) -> Row:
+    return row_class(names)(values) if names else Row(values)
+
 
 @functools.lru_cache(maxsize=1024)
 def row_class(names: tuple[str, ...]) -> type[Row]:
@@ -65,19 +73,17 @@ def _names(description: Sequence[Sequence[Any]]) -> tuple[str, ...]:
 
 
 def _as_rows(cls: type[Row], rows: list[tuple[Any, ...]]) -> list[Row]:
-    """``rows`` as ``cls`` objects, with automatic garbage collection paused for big results.
+    """``rows`` turned into ``cls`` objects in place, each tuple freed as its row is made.
 
-    Each row becomes one more object the collector tracks (a plain tuple of scalars is
-    untracked at its first collection), so wrapping 50,000 rows would set off some hundred
-    collections, often a full one that walks the whole heap: the fetch took 1.5x longer.
+    Building a new list would keep every tuple alive until the end, so each row would add one
+    object to the collector's count: 50,000 rows set off some seventy collections, sometimes a
+    full one over the whole heap. Replacing in place frees one tracked object per one made,
+    the count stays flat and the fetch costs what the tuples alone cost.
     """
-    if len(rows) < 1000 or not gc.isenabled():
-        return list(map(cls, rows))
-    gc.disable()
-    try:
-        return list(map(cls, rows))
-    finally:
-        gc.enable()
+    new = tuple.__new__
+    for i, values in enumerate(rows):
+        rows[i] = new(cls, values)
+    return rows  # type: ignore[return-value]
 
 
 class RowCursor(psycopg2.extensions.cursor):
