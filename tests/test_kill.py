@@ -142,7 +142,15 @@ def test_sigkill_at_any_moment_leaves_the_tree_original_or_migrated(
         code, out, err = finish(start(env, command, str(root)))
         assert bool(left) == ("was interrupted" in err), err
         after = snapshot(root)
-        assert after in (original, migrated), f"seed {seed} round {rounds}: mixed tree\n{err}"
+        mixed = sorted(
+            rel
+            for rel in set(after) | set(migrated) | set(original)
+            if after.get(rel) not in (original.get(rel), migrated.get(rel))
+            or (after.get(rel) == original.get(rel)) != (after == original)
+        )
+        assert after in (original, migrated), (
+            f"seed {seed} round {rounds}: mixed tree, differing: {mixed[:8]}\n{err}"
+        )
         if command == "apply":
             assert (code, after == migrated) == (0, True), f"seed {seed} round {rounds}\n{err}"
         else:
