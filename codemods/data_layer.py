@@ -1113,6 +1113,19 @@ def _build(sources: Mapping[str, str]) -> Model:
                     model.relies.setdefault(source.path, []).append(where)
     model.shipped_rows = _shipped_rows(analysis)
     for path, info in analysis.files.items():
+        for node, how in _sql_built_from_values(info.tree):
+            model.problems.setdefault(path, []).append(
+                Problem(
+                    info.lines.at(node),
+                    "POOL004",
+                    f"the SQL passed here is built with {how} from values that are not "
+                    "literals: a value can change the statement (SQL injection)",
+                    "pass values as parameters (`%s` and a tuple); names chosen at run time "
+                    "must come from a fixed list",
+                    pending=False,
+                )
+            )
+    for path, info in analysis.files.items():
         for node in ast.walk(info.tree):
             if isinstance(node, ast.Call) and (
                 getattr(node.func, "id", None) == "SimpleConnectionPool"
@@ -1143,6 +1156,86 @@ def _is_cursor_call(node: ast.AST, var: str) -> bool:
         and isinstance(node.func.value, ast.Name)
         and node.func.value.id == var
     )
+
+
+_EXECUTES = {"execute", "executemany", "execute_sql", "execute_query", "fetch_one", "fetch_all"}
+
+
+def _sql_built_from_values(tree: ast.Module) -> Iterator[tuple[ast.AST, str]]:
+    """SQL arguments of ``x.execute(...)`` and ``execute_sql(...)``-style calls built with
+    an f-string, ``%``, ``+`` or ``.format()`` from something that is not a literal; a name
+    bound once in the function to such an expression counts too. Module-level names bound
+    to string literals (``COLUMNS = "id, name"``) are literals."""
+    constants = {
+        target.id
+        for node in tree.body
+        if isinstance(node, ast.Assign) and _literal(node.value)
+        for target in node.targets
+        if isinstance(target, ast.Name)
+    }
+    for function in [tree, *_functions(tree)]:
+        bound: dict[str, ast.AST] = {}
+        for node in _own_nodes(function):
+            if isinstance(node, ast.Assign) and len(node.targets) == 1:
+                target = node.targets[0]
+                if isinstance(target, ast.Name):
+                    bound[target.id] = node.value
+        for node in _own_nodes(function):
+            if not (isinstance(node, ast.Call) and node.args):
+                continue
+            name = getattr(node.func, "attr", None) or getattr(node.func, "id", None)
+            if name not in _EXECUTES:
+                continue
+            sql = node.args[0]
+            value = bound.get(sql.id, sql) if isinstance(sql, ast.Name) else sql
+            how = _formatted_with(value, constants)
+            if how is not None:
+                yield sql, how
+
+
+def _formatted_with(
+    node: ast.AST, constants: frozenset[str] | set[str] = frozenset()
+) -> str | None:
+    """How ``node`` puts non-literal values into a string, if it does."""
+
+    def literal(value: ast.AST) -> bool:
+        return isinstance(value, ast.Constant) or (
+            isinstance(value, ast.Name) and value.id in constants
+        )
+
+    if isinstance(node, ast.JoinedStr):
+        if any(not literal(v.value) for v in node.values if isinstance(v, ast.FormattedValue)):
+            return "an f-string"
+    elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Mod):
+        if _literal(node.left) and not literal(node.right):
+            return "`%` formatting"
+    elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        parts = [node.left, node.right]
+        if any(isinstance(p, ast.Constant) and isinstance(p.value, str) for p in parts) and any(
+            not literal(p) and _formatted_with(p, constants) is None and not _literal(p)
+            for p in parts
+        ):
+            return "`+`"
+        return next((h for p in parts if (h := _formatted_with(p, constants))), None)
+    elif (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "format"
+        and isinstance(node.func.value, ast.Constant)
+        and isinstance(node.func.value.value, str)
+        and (node.args or node.keywords)
+    ):
+        return "`.format()`"
+    return None
+
+
+def _literal(node: ast.AST) -> bool:
+    """A string literal, or literals joined with ``+``."""
+    if isinstance(node, ast.Constant):
+        return isinstance(node.value, str)
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
+        return _literal(node.left) and _literal(node.right)
+    return False
 
 
 def _shipped_rows(analysis: _Analysis) -> list[str]:

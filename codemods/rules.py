@@ -195,6 +195,20 @@ _RULES = (
         "claun-migrate) or `psycopg2.pool.ThreadedConnectionPool`.",
     ),
     Rule(
+        "POOL004",
+        "sql-built-from-values",
+        "pool-connections",
+        "SQL handed to the database is built from strings with non-literal parts",
+        "An f-string, `%` formatting, `+` or `.format()` that puts a value into the SQL text "
+        "lets a value change the statement (SQL injection, ruff's S608); the driver quotes "
+        "values only when they are passed as parameters. claun-migrate never moves a parameter "
+        "into the SQL text, and never moves one out either: that is a person's edit.",
+        "execute_sql(f\"SELECT id FROM users WHERE email = '{email}'\", fetch=True)",
+        "Pass the value as a parameter: "
+        '`execute_sql("SELECT id FROM users WHERE email = %s", (email,), fetch=True)`; '
+        "table or column names chosen at run time must come from a fixed list.",
+    ),
+    Rule(
         "GEN001",
         "runtime-copy-edited",
         "pool-connections",

@@ -122,7 +122,11 @@ def test_json_report_lists_the_changed_files_edits_and_each_finding(
     ]
     assert report["codemods"] == ["pool-connections"]
     assert set(report["edits"]) == {"pool-connections"} and report["edits"]["pool-connections"] > 0
-    assert report["findings"] == [
+    assert [(f["file"], f["line"], f["code"]) for f in report["findings"]] == [
+        ("backend/app/export.py", 3, "POOL003"),
+        ("backend/app.py", 158, "POOL004"),  # an UPDATE built with an f-string
+    ]
+    assert report["findings"][:1] == [
         {
             "file": "backend/app/export.py",
             "codemod": "pool-connections",
