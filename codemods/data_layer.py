@@ -26,6 +26,8 @@ import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
+from claun_migrate.codemods._support import GENERATED, is_pristine
+
 POSTGRES, SQLITE, POOLED = "postgres", "sqlite", "pooled"
 DRIVERS = {"psycopg2": POSTGRES, "sqlite3": SQLITE}
 RUNTIME_FILES = ("db_pool.py", "db_rows.py", "db_sqlite.py")
@@ -106,7 +108,6 @@ class Model:
     problems: dict[str, list[Problem]] = field(default_factory=dict)
     relies: dict[str, list[str]] = field(default_factory=dict)
     shipped_rows: list[str] = field(default_factory=list)
-    migrated: list[str] = field(default_factory=list)
     home: str | None = None
     sqlite: bool = False
 
@@ -151,6 +152,7 @@ class _Modules:
     """Resolve an import in one file of the run to another file of the run."""
 
     def __init__(self, paths: list[str]) -> None:
+        self.paths = set(paths)
         self.by_name: dict[str, list[str]] = {}
         for path in paths:
             for name in _module_names(path):
@@ -174,10 +176,6 @@ class _Modules:
             return len(os.path.commonpath([os.path.dirname(importer), os.path.dirname(path)]))
 
         return max(sorted(found), key=shared)
-
-    @property
-    def paths(self) -> set[str]:
-        return {p for paths in self.by_name.values() for p in paths}
 
 
 def _imports(tree: ast.Module, path: str, modules: _Modules) -> dict[str, tuple[str, str | None]]:
@@ -475,19 +473,15 @@ class _Analysis:
                         if isinstance(call.func, ast.Attribute) and call.func.attr == "getconn":
                             drivers.add(POOLED)  # a hand-made pool: kept, never re-pooled
                             continue
-                        what = info.source_of(call)
-                        if what is None:
+                        found = self.resolve(info, call)
+                        if found is None:
                             continue
-                        kind, value = what
-                        if kind == "connect":
-                            drivers.add(str(value))
-                            connects.append((info.lines.at(call), str(value), _has_factory(call)))
+                        if isinstance(found, str):
+                            drivers.add(found)
+                            connects.append((info.lines.at(call), found, _has_factory(call)))
                         else:
-                            inner = self.connector(value)  # type: ignore[arg-type]
-                            if inner is None:
-                                continue
-                            drivers |= inner.drivers
-                            calls.append(inner)
+                            drivers |= found.drivers
+                            calls.append(found)
                         index = tuple_index
                     if drivers - {POOLED}:
                         source = _Source(key, path, info.lines.at(function), drivers)
@@ -495,6 +489,14 @@ class _Analysis:
                         source.row_factories = _row_factories(function, info)
                         self.sources[key] = source
                         changed = True
+
+    def resolve(self, info: _FileAnalysis, call: ast.AST) -> str | _Source | None:
+        """What ``call`` hands out: a connect call's driver, or the connector it calls."""
+        what = info.source_of(call)
+        if what is None:
+            return None
+        kind, value = what
+        return str(value) if kind == "connect" else self.connector(value)  # type: ignore[arg-type]
 
     def connector(self, key: tuple[str, str]) -> _Source | None:
         path, name = key
@@ -518,19 +520,10 @@ class _Analysis:
                 for node in _own_nodes(function):
                     if not isinstance(node, ast.Call):
                         continue
-                    what = info.source_of(node)
-                    if what is None:
+                    found = self.resolve(info, node)
+                    if found is None or isinstance(found, str) and id(node) in returned:
                         continue
-                    kind, value = what
-                    if kind == "connect":
-                        if id(node) in returned:
-                            continue
-                        source = self._inline(info, function, node, str(value))
-                    else:
-                        found = self.connector(value)  # type: ignore[arg-type]
-                        if found is None:
-                            continue
-                        source = found
+                    source = self._inline(info, node, found) if isinstance(found, str) else found
                     source.uses += 1
                     if id(node) in returned:
                         continue
@@ -592,9 +585,7 @@ class _Analysis:
                 )
             )
 
-    def _inline(
-        self, info: _FileAnalysis, function: ast.AST, call: ast.Call, driver: str
-    ) -> _Source:
+    def _inline(self, info: _FileAnalysis, call: ast.Call, driver: str) -> _Source:
         at = info.lines.at(call)
         key = (info.path, f"<connect>@{at[0]}:{at[1]}")
         source = self.sources.get(key)
@@ -843,7 +834,7 @@ def _release_in(block: list[ast.stmt], var: str) -> ast.Expr | None:
 
 
 def _cursors_of(function: ast.AST, var: str) -> set[str]:
-    """Names bound to ``var.cursor(...)`` in ``function``."""
+    """Names bound to ``var.cursor(...)`` in ``function`` (assigned or ``with ... as``)."""
     names = set()
     for node in _own_nodes(function):
         value, targets = None, []
@@ -851,13 +842,7 @@ def _cursors_of(function: ast.AST, var: str) -> set[str]:
             value, targets = node.value, node.targets
         elif isinstance(node, ast.withitem) and node.optional_vars is not None:
             value, targets = node.context_expr, [node.optional_vars]
-        if (
-            isinstance(value, ast.Call)
-            and isinstance(value.func, ast.Attribute)
-            and value.func.attr == "cursor"
-            and isinstance(value.func.value, ast.Name)
-            and value.func.value.id == var
-        ):
+        if value is not None and _is_cursor_call(value, var):
             names |= {t.id for t in targets if isinstance(t, ast.Name)}
     return names
 
@@ -1028,21 +1013,14 @@ def runtime_copies_blocked(home: str | None) -> list[str]:
         except (OSError, UnicodeDecodeError):
             blocked.append(name)
             continue
-        header, _, rest = text.partition("\n")
-        if not header.startswith("# claun-migrate runtime") or _is_edited(text):
+        if not is_pristine(text):  # None: not ours; False: edited by hand
             blocked.append(name)
     return blocked
 
 
-def _is_edited(text: str) -> bool:
-    from claun_migrate.codemods._support import is_pristine
-
-    return is_pristine(text) is False
-
-
-def _home(sources: Mapping[str, str], model: Model, migrated: list[_Source]) -> str | None:
+def _home(sources: Mapping[str, str], migrated: list[_Source]) -> str | None:
     for path, text in sorted(sources.items()):
-        if os.path.basename(path) == "db_pool.py" and text.startswith("# claun-migrate runtime"):
+        if os.path.basename(path) == "db_pool.py" and text.startswith(GENERATED):
             return os.path.dirname(path)
     if not migrated:
         return None
@@ -1065,7 +1043,7 @@ def _build(sources: Mapping[str, str]) -> Model:
     analysis.decide()
     model = Model()
     migrated = [s for s in analysis.sources.values() if s.migrate]
-    model.home = _home(sources, model, migrated)
+    model.home = _home(sources, migrated)
     for source in analysis.sources.values():
         both = SQLITE in source.drivers and bool({POSTGRES, POOLED} & source.drivers)
         if not source.migrate and source.problems:
@@ -1258,22 +1236,7 @@ def _sql_edits(analysis: _Analysis, site: _Site) -> list[Edit]:
     info = analysis.files[site.path]
     function = site.function
     assert function is not None
-    cursors = {site.var}
-    for node in _own_nodes(function):
-        value = None
-        names: list[str] = []
-        if isinstance(node, ast.Assign) and len(node.targets) == 1:
-            value, names = node.value, [t.id for t in node.targets if isinstance(t, ast.Name)]
-        elif isinstance(node, ast.withitem) and isinstance(node.optional_vars, ast.Name):
-            value, names = node.context_expr, [node.optional_vars.id]
-        if (
-            isinstance(value, ast.Call)
-            and isinstance(value.func, ast.Attribute)
-            and value.func.attr == "cursor"
-            and isinstance(value.func.value, ast.Name)
-            and value.func.value.id == site.var
-        ):
-            cursors.update(names)
+    cursors = {site.var} | _cursors_of(function, site.var)
     edits = []
     for node in _own_nodes(function):
         if (

@@ -34,9 +34,14 @@ from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import PositionProvider
 
 from claun_migrate.codemods import _support as support
-from claun_migrate.codemods.data_layer import DRIVERS, RUNTIME_FILES, Edit, Problem, analyse
-
-RUNTIME_MODULES = tuple(name[:-3] for name in RUNTIME_FILES)
+from claun_migrate.codemods.data_layer import (
+    DRIVERS,
+    RUNTIME_FILES,
+    RUNTIME_MODULES,
+    Edit,
+    Problem,
+    analyse,
+)
 
 
 def runtime_copies() -> dict[str, str]:
