@@ -55,6 +55,14 @@ def runtime_copies() -> dict[str, str]:
     }
 
 
+def ask_for_runtime_copies(context: CodemodContext, home: str) -> None:
+    """The file being transformed imports the runtime from ``home``: the copies go there."""
+    folder = os.path.dirname(os.path.abspath(context.filename or "."))
+    for name, text in runtime_copies().items():
+        target = os.path.relpath(os.path.join(os.path.abspath(home), name), folder)
+        support.add_companion(context, target, text)
+
+
 def _is_package(folder: Path) -> bool:
     return (folder / "__init__.py").is_file()
 
@@ -277,10 +285,7 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
         if self.connected:
             updated_node = _without_unused_driver_imports(updated_node)
         if self.used_runtime and self.home is not None:
-            folder = os.path.dirname(os.path.abspath(self.context.filename or "."))
-            for name, text in runtime_copies().items():
-                target = os.path.relpath(os.path.join(os.path.abspath(self.home), name), folder)
-                support.add_companion(self.context, target, text)
+            ask_for_runtime_copies(self.context, self.home)
             support.require(self.context, "psycopg2", "psycopg2-binary")
             support.require(self.context, "flask")
             for path in support.write_companions_if_standalone(self.context):

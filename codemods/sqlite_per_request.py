@@ -20,7 +20,7 @@ from libcst.metadata import PositionProvider
 
 from claun_migrate.codemods import _support as support
 from claun_migrate.codemods.data_layer import analyse
-from claun_migrate.codemods.pool_connections import runtime_copies, runtime_import
+from claun_migrate.codemods.pool_connections import ask_for_runtime_copies, runtime_import
 
 FLASK_APP = m.Assign(
     targets=[m.AssignTarget(m.Name())],
@@ -40,6 +40,7 @@ class SqlitePerRequestCommand(VisitorBasedCodemodCommand):
         super().__init__(context)
         self.home = home
         self.generated = False
+        self.wired = False
 
     @classmethod
     def gather(cls, sources: Mapping[str, str]) -> dict[str, object]:
@@ -73,20 +74,16 @@ class SqlitePerRequestCommand(VisitorBasedCodemodCommand):
             module, level = runtime_import(self.context.filename or ".", self.home, "db_sqlite")
             AddImportsVisitor.add_needed_import(self.context, module, "init_app", relative=level)
             statements.insert(index + 1, cst.parse_statement(f"init_app({app})"))
+            self.wired = True
         return statements
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         if self.home is None or self.generated:
             return updated_node
         updated = updated_node.with_changes(body=self._wire(updated_node.body))
-        if updated.body != updated_node.body or self.wired:
-            folder = os.path.dirname(os.path.abspath(self.context.filename or "."))
-            for name, text in runtime_copies().items():
-                target = os.path.relpath(os.path.join(os.path.abspath(self.home), name), folder)
-                support.add_companion(self.context, target, text)
+        if self.wired:
+            ask_for_runtime_copies(self.context, self.home)
         return updated
-
-    wired = False
 
     def leave_FunctionDef(
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
@@ -94,6 +91,4 @@ class SqlitePerRequestCommand(VisitorBasedCodemodCommand):
         if self.home is None or not isinstance(updated_node.body, cst.IndentedBlock):
             return updated_node
         body = self._wire(updated_node.body.body)
-        if len(body) != len(updated_node.body.body):
-            self.wired = True
         return updated_node.with_changes(body=updated_node.body.with_changes(body=body))
