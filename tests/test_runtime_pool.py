@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -657,8 +658,11 @@ def test_a_child_forked_while_8_threads_query_does_not_deadlock(process_pool, mo
 
 
 def child_pids() -> set[int]:
-    tasks = Path(f"/proc/{os.getpid()}/task").glob("*/children")
-    return {int(pid) for task in tasks for pid in task.read_text().split()}
+    pids = set()
+    for task in Path(f"/proc/{os.getpid()}/task").glob("*/children"):
+        with contextlib.suppress(FileNotFoundError):  # a thread may end meanwhile
+            pids |= {int(pid) for pid in task.read_text().split()}
+    return pids
 
 
 def test_subprocess_with_preexec_fn_returns_while_8_threads_query(process_pool):
