@@ -72,6 +72,21 @@ class Problem:
     pending: bool = True
 
 
+@dataclass(frozen=True)
+class Rows:
+    """What rows fetched from a connection answer after the run: ``row["name"]`` (``names``;
+    None when unknown) and ``row[0]`` (``positions``); ``relies``: the files whose migration in
+    this run makes them so; ``why``: why names may not work."""
+
+    names: bool | None
+    positions: bool
+    relies: tuple[str, ...] = ()
+    why: str = ""
+
+
+DICT_CURSORS = {"RealDictCursor": (True, False), "DictCursor": (True, True)}
+
+
 @dataclass
 class _Source:
     """Something that hands out new connections: a connector function or an inline connect."""
@@ -80,7 +95,8 @@ class _Source:
     path: str
     at: Position
     drivers: set[str] = field(default_factory=set)
-    connects: list[tuple[Position, str, bool]] = field(default_factory=list)
+    connects: list[tuple[Position, str, str]] = field(default_factory=list)
+    """(where, driver, the ``cursor_factory``/``factory`` it passes, by name, or "")"""
     row_factories: list[Position] = field(default_factory=list)
     tuple_index: int | None = None
     sites: list[_Site] = field(default_factory=list)
@@ -108,6 +124,10 @@ class Model:
     problems: dict[str, list[Problem]] = field(default_factory=dict)
     relies: dict[str, list[str]] = field(default_factory=dict)
     shipped_rows: list[str] = field(default_factory=list)
+    connections: dict[str, dict[Position, Rows]] = field(default_factory=dict)
+    """What the rows of each connection opened at a position answer once this run is done."""
+    connections_now: dict[str, dict[Position, Rows]] = field(default_factory=dict)
+    """The same, before the run (nothing migrated)."""
     home: str | None = None
     sqlite: bool = False
 
@@ -618,8 +638,13 @@ class _Analysis:
                             changed = True
 
 
-def _has_factory(call: ast.Call) -> bool:
-    return any(k.arg in ("cursor_factory", "factory") for k in call.keywords)
+def _has_factory(call: ast.Call) -> str:
+    """The ``cursor_factory``/``factory`` a connect call passes (its last dotted name), or ""."""
+    for keyword in call.keywords:
+        if keyword.arg in ("cursor_factory", "factory"):
+            value = keyword.value
+            return getattr(value, "attr", None) or getattr(value, "id", None) or "?"
+    return ""
 
 
 def _row_factories(function: ast.AST, info: _FileAnalysis) -> list[Position]:
@@ -1090,6 +1115,12 @@ def _build(sources: Mapping[str, str]) -> Model:
                 if where != source.path:
                     model.relies.setdefault(source.path, []).append(where)
     model.shipped_rows = _shipped_rows(analysis)
+    blocked = bool(runtime_copies_blocked(model.home))
+    for source in analysis.sources.values():
+        rows, now = _rows_of(source, blocked), _rows_of(source, True)
+        for site in source.sites:
+            model.connections.setdefault(site.path, {})[site.at] = rows
+            model.connections_now.setdefault(site.path, {})[site.at] = now
     for path, info in analysis.files.items():
         for node, how in _sql_built_from_values(info.tree):
             model.problems.setdefault(path, []).append(
@@ -1214,6 +1245,37 @@ def _literal(node: ast.AST) -> bool:
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         return _literal(node.left) and _literal(node.right)
     return False
+
+
+def _rows_of(source: _Source, blocked: bool, depth: int = 0) -> Rows:
+    """What the rows of ``source``'s connections answer once the run is done (``blocked``:
+    the runtime copies cannot be written, so nothing is migrated)."""
+    migrated = source.migrate and not blocked
+    kinds: list[tuple[bool | None, bool]] = []
+    for _, driver, factory in source.connects:
+        if driver == SQLITE:
+            kinds.append((True, True) if migrated or source.row_factories else (False, True))
+        elif factory:
+            kinds.append(DICT_CURSORS.get(factory, (None, True)))
+        else:
+            kinds.append((True, True) if migrated else (False, True))
+    inner = [_rows_of(s, blocked, depth + 1) for s in source.calls if depth < 8]
+    kinds += [(rows.names, rows.positions) for rows in inner]
+    if POOLED in source.drivers or not kinds:
+        kinds.append((None, True))
+    names = [n for n, _ in kinds]
+    relies = {source.path, *(p for rows in inner for p in rows.relies)} if migrated else set()
+    why = ""
+    if False in names:
+        why = f"the connections of {source.path}:{source.at[0]} are not migrated"
+    elif None in names:
+        why = f"the connections of {source.path}:{source.at[0]} may hand out plain tuples"
+    return Rows(
+        False if False in names else None if None in names else True,
+        all(p for _, p in kinds),
+        tuple(sorted(relies)),
+        why,
+    )
 
 
 def _shipped_rows(analysis: _Analysis) -> list[str]:

@@ -12,7 +12,11 @@ from fixture_tools import BACKEND_DIR, DATA_LAYER_PATH, load_sites, site_matches
 from libcst.codemod import CodemodContext, TransformSuccess, transform_module
 
 from claun_migrate.codemods._support import findings, stamp
-from claun_migrate.codemods.named_rows import NamedRowsCommand, schema_from_sources
+from claun_migrate.codemods.named_rows import (
+    NamedRowsCommand,
+    plain_rows_reason,
+    schema_from_sources,
+)
 from claun_migrate.engine import migrate
 
 SCHEMA = {"users": ["id", "email", "name"], "profiles": ["id", "user_id", "bio"]}
@@ -273,8 +277,8 @@ def test_duplicate_names_are_reported_and_unique_ones_named() -> None:
     assert found == ["CM103:4", "CM103:4"]
 
 
-def test_row_passed_to_a_helper_is_reported_at_the_call_and_the_helpers_index() -> None:
-    assert_unchanged(
+def test_a_helper_whose_every_caller_passes_rows_of_one_query_reads_them_by_name() -> None:
+    assert_rewrites(
         """
         def show(row):
             return {"id": row[0]}
@@ -283,12 +287,50 @@ def test_row_passed_to_a_helper_is_reported_at_the_call_and_the_helpers_index() 
             rows = execute_sql("SELECT id, name FROM users", fetch=True)
             return show(rows[0])
         """,
-        "CM104:3",
-        "CM104:7",
+        """
+        def show(row):
+            return {"id": row["id"]}
+
+        def f():
+            rows = execute_sql("SELECT id, name FROM users", fetch=True)
+            return show(rows[0])
+        """,
     )
 
 
-def test_rows_passed_to_an_unseen_function_are_reported_at_the_call() -> None:
+def test_a_helper_whose_callers_pass_rows_of_different_queries_is_reported() -> None:
+    assert_unchanged(
+        """
+        def show(row):
+            return {"id": row[0]}
+
+        def f():
+            return show(execute_sql("SELECT id, name FROM users", fetch=True)[0])
+
+        def g():
+            return show(execute_sql("SELECT name, id FROM users", fetch=True)[0])
+        """,
+        "CM104:3",
+    )
+
+
+def test_a_helper_also_called_with_other_values_or_passed_as_a_value_is_reported() -> None:
+    for other in ("show((1, 'x'))", "list(map(show, rows))"):
+        assert_unchanged(
+            f"""
+            def show(row):
+                return row[0]
+
+            def f():
+                rows = execute_sql("SELECT id, name FROM users", fetch=True)
+                return show(rows[0]), {other}
+            """,
+            "CM104:3",
+        )
+
+
+def test_rows_passed_to_an_unseen_function_need_no_review() -> None:
+    """Whatever it does with them by position keeps working with the shipped row type."""
     assert_unchanged(
         """
         from helpers import render
@@ -296,7 +338,6 @@ def test_rows_passed_to_an_unseen_function_are_reported_at_the_call() -> None:
             rows = execute_sql("SELECT id, name FROM users", fetch=True)
             return render(rows), len(rows)
         """,
-        "CM104:5",
     )
 
 
@@ -345,13 +386,13 @@ def test_unpacking_whose_arity_differs_is_reported() -> None:
     )
 
 
-def test_unpacking_of_dynamic_sql_is_reported() -> None:
+def test_unpacking_of_dynamic_sql_needs_no_review() -> None:
+    """Unpacking works unchanged with the shipped row type, whatever the columns."""
     assert_unchanged(
         """
         def f(sql):
             a, b = execute_sql(sql, fetch=True)[0]
         """,
-        "CM101:3",
     )
 
 
@@ -432,7 +473,7 @@ def test_gather_reads_create_table_literals_and_drops_conflicting_tables() -> No
         "notes.txt": "CREATE TABLE ignored (a INT)",
         "schema.sql": "CREATE TABLE plans (id INT, name TEXT);",
     }
-    assert NamedRowsCommand.gather(sources)["schema"] == {
+    assert schema_from_sources(sources) == {
         "users": ["id", "email"],
         "plans": ["id", "name"],
     }
@@ -483,7 +524,6 @@ def test_fixture_sites_get_the_verdicts_of_patterns_md() -> None:
         str(p): p.read_text() for p in sorted(BACKEND_DIR.rglob("*.py")) if "tests" not in p.parts
     }
     gathered = NamedRowsCommand.gather(sources)
-    assert gathered["plain_rows"] is None  # the legacy data layer is migrated in the same run
     expected: dict[tuple[str, int], str] = {}
     for site in load_sites():
         source = (BACKEND_DIR / site.file).read_text()
@@ -491,7 +531,7 @@ def test_fixture_sites_get_the_verdicts_of_patterns_md() -> None:
         expected[(site.file, source.count("\n", 0, match.start()) + 1)] = site.verdict
     actual: dict[tuple[str, int], str] = {}
     for path, before in sources.items():
-        context = CodemodContext()
+        context = CodemodContext(filename=path)
         result = transform_module(NamedRowsCommand(context, **gathered), before)
         assert isinstance(result, TransformSuccess), path
         name = Path(path).relative_to(BACKEND_DIR).as_posix()
@@ -504,17 +544,24 @@ def test_fixture_sites_get_the_verdicts_of_patterns_md() -> None:
     assert actual == {site: v for site, v in expected.items() if v != "kept"}
 
 
-def test_returned_rows_are_reported_but_a_data_layer_returning_fetchall_is_not() -> None:
-    assert_unchanged(
+def test_rows_returned_by_a_function_are_named_where_its_callers_read_them() -> None:
+    assert_rewrites(
         """
         def user(i):
             rows = execute_sql("SELECT id, name FROM users WHERE id = %s", (i,), fetch=True)
             return rows[0] if rows else None
 
-        def execute(cursor):
-            return cursor.fetchall()
+        def name(i):
+            return user(i)[1]
         """,
-        "CM104:4",
+        """
+        def user(i):
+            rows = execute_sql("SELECT id, name FROM users WHERE id = %s", (i,), fetch=True)
+            return rows[0] if rows else None
+
+        def name(i):
+            return user(i)["name"]
+        """,
     )
 
 
@@ -530,8 +577,8 @@ def test_rows_changed_in_place_are_not_proven() -> None:
     )
 
 
-def test_a_row_handed_on_from_helper_to_helper_is_reported_in_both() -> None:
-    _, found = run(
+def test_a_row_handed_on_from_helper_to_helper_is_named_in_both() -> None:
+    code, found = run(
         """
         def inner(row):
             return row[1]
@@ -543,7 +590,8 @@ def test_a_row_handed_on_from_helper_to_helper_is_reported_in_both() -> None:
             return outer(execute_sql("SELECT id, name FROM users", fetch=True))
         """
     )
-    assert sorted(found) == ["CM104:3", "CM104:6", "CM104:6", "CM104:9"]
+    assert found == []
+    assert 'return row["name"]' in code and 'rows[0]["id"]' in code
 
 
 def test_raw_row_in_a_returned_dict_or_json_dumps_is_a_json_shape_change() -> None:
@@ -661,7 +709,7 @@ def test_no_rewrite_when_the_data_layer_cannot_be_migrated_in_the_run(tmp_path: 
 
 def test_gather_knows_whether_execute_sql_returns_the_shipped_row_type() -> None:
     def plain(sources: dict[str, str]) -> str | None:
-        return NamedRowsCommand.gather(sources)["plain_rows"]  # type: ignore[return-value]
+        return plain_rows_reason(sources)
 
     legacy = DATA_LAYER_PATH.read_text()
     assert plain({"svc/database.py": legacy}) is None
