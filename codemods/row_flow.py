@@ -362,6 +362,26 @@ class Analysis:
             return source if isinstance(node.slice, ast.Slice) else None
         if isinstance(node, ast.IfExp):
             return self._merge(info, [node.body, node.orelse], frozen, node)
+        if isinstance(node, ast.ListComp) and len(node.generators) == 1:
+            generator = node.generators[0]
+            element = node.elt
+            as_dict = (
+                isinstance(element, ast.Call)
+                and isinstance(element.func, ast.Name)
+                and element.func.id == "dict"
+                and len(element.args) == 1
+            )
+            inner = element.args[0] if as_dict else element  # type: ignore[attr-defined]
+            if (
+                not generator.ifs
+                and isinstance(generator.target, ast.Name)
+                and isinstance(inner, ast.Name)
+                and inner.id == generator.target.id
+            ):
+                item = self._item(info, generator.iter, frozen)
+                if item is not None:
+                    rows = Rows(True, False, item.rows.relies) if as_dict else item.rows
+                    return Val("rows", rows, item.cols)
         if isinstance(node, ast.Name):
             return self._name_value(info, node, consts)
         return None
@@ -425,12 +445,18 @@ class Analysis:
             if owner is not None:
                 if owner.kind == "conn" and func.attr == "cursor":
                     factory = _keyword_name(call, "cursor_factory")
-                    return Val("cursor", _factory_rows(factory) if factory else owner.rows)
+                    if factory:
+                        return Val("cursor", _factory_rows(factory))
+                    if _sets_row_factory(info, call, func.value):
+                        return Val("cursor", Rows(True, True, owner.rows.relies))
+                    return Val("cursor", owner.rows)
                 if owner.kind in ("conn", "cursor") and func.attr == "execute" and call.args:
                     return Val("cursor", owner.rows, self.sql_cols(info, call.args[0], frozen))
                 if owner.kind == "cursor" and func.attr in FETCHES:
                     return self._fetched(info, call, func.value, owner, FETCHES[func.attr], frozen)
                 return None
+            if func.attr == "cursor":
+                return Val("cursor", UNKNOWN_ROWS)
             if func.attr in FETCHES:
                 cols = Cols(
                     None,
@@ -486,29 +512,27 @@ class Analysis:
             and node.func.value.id == name
             and node.args
         ]
-        before = [e for e in executes if _start(e) < _start(fetch)]
-        if not before:
+        reaching = [
+            e
+            for e in _reaching(info, fetch, executes)
+            if not _excluded(info, e, function, dict(frozen))
+        ]
+        if not reaching:
             return None
-        last = max(before, key=_start)
-        statement = _statement(info, last)
-        ancestors = set(map(id, _ancestors(info, fetch)))
-        block_owner = info.parents.get(statement)
-        loops = [
-            a
-            for a in _ancestors(info, fetch)
-            if isinstance(a, ast.For | ast.While)
-            and id(a) not in set(map(id, _ancestors(info, last)))
-        ]
-        after_in_loop = [
-            e for e in executes if e is not last and any(_inside(info, e, loop) for loop in loops)
-        ]
-        if block_owner is None or id(block_owner) not in ancestors or after_in_loop:
-            return Cols(
-                None, CURSOR_ROW, f"which `{name}.execute(...)` runs before this fetch is unclear"
-            )
-        if last.func.attr == "executemany":  # type: ignore[attr-defined]
+        if any(e.func.attr == "executemany" for e in reaching):  # type: ignore[attr-defined]
             return Cols(None, UNKNOWN_COLUMNS, "`executemany` returns no rows")
-        return self.sql_cols(info, last.args[0], frozen)
+        found = {self.sql_cols(info, e.args[0], frozen) for e in reaching}  # type: ignore[attr-defined]
+        if len(found) == 1:
+            return found.pop()
+        columns = {c.columns for c in found}
+        if len(columns) == 1 and None not in columns:
+            return Cols(columns.pop())
+        params = {c.param for c in found}
+        if len(params) == 1 and None not in params:
+            return found.pop()
+        return Cols(
+            None, CURSOR_ROW, f"which `{name}.execute(...)` runs before this fetch is unclear"
+        )
 
     def _returned(
         self, info: _File, call: ast.Call, owner: _File, function: ast.AST, method: bool
@@ -724,6 +748,15 @@ class Analysis:
 
     def sql_cols(self, info: _File, node: ast.AST, frozen: tuple, depth: int = 0) -> Cols:
         """The columns of the SQL ``node`` evaluates to."""
+        node = _placeholders_swapped(node)
+        if isinstance(node, ast.Name) and depth < 4:
+            function = info.function_of(node)
+            bindings = _bindings(info, function, node.id) if function is not info.tree else []
+            reaching = _reaching(info, node, bindings) if bindings else []
+            if len(reaching) == 1 and not isinstance(reaching[0], ast.arg):
+                value = _assigned(info, reaching[0])
+                if value is not None and _placeholders_swapped(value) is not value:
+                    return self.sql_cols(info, _placeholders_swapped(value), frozen, depth + 1)
         text, reason, literal = self.sql_text(info, node, depth)
         if text is None:
             function = info.function_of(node)
@@ -1034,6 +1067,40 @@ class Analysis:
 # Helpers over ast --------------------------------------------------------------------------
 
 
+def _sets_row_factory(info: _File, use: ast.AST, conn: ast.AST) -> bool:
+    """``conn.row_factory = sqlite3.Row`` in the function before ``use``."""
+    if not isinstance(conn, ast.Name):
+        return False
+    for node in _own_nodes(info.function_of(use)):
+        if (
+            isinstance(node, ast.Assign)
+            and _start(node) < _start(use)
+            and any(
+                isinstance(t, ast.Attribute)
+                and t.attr == "row_factory"
+                and isinstance(t.value, ast.Name)
+                and t.value.id == conn.id
+                for t in node.targets
+            )
+            and getattr(node.value, "attr", None) == "Row"
+        ):
+            return True
+    return False
+
+
+def _placeholders_swapped(node: ast.AST) -> ast.AST:
+    """``sql.replace("%s", "?")``: the same statement, so the same columns (``sql``)."""
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr == "replace"
+        and len(node.args) == 2
+        and all(isinstance(a, ast.Constant) and a.value in ("%s", "?") for a in node.args)
+    ):
+        return node.func.value
+    return node
+
+
 def _changed_in_place(info: _File, function: ast.AST, name: str) -> str:
     """How the list in ``name`` gets items put into it in ``function`` (``rows.append``)."""
     for node in _own_nodes(function):
@@ -1148,21 +1215,35 @@ def _tested(test: ast.AST) -> str | None:
 
 
 def _excluded(info: _File, node: ast.AST, function: ast.AST, consts: Mapping[str, bool]) -> bool:
-    """Whether ``node`` sits in a branch that ``consts`` (parameter values) rule out."""
+    """Whether ``node`` sits in a branch that ``consts`` (parameter values) rule out, or after
+    an ``if`` whose taken branch always returns."""
     if not consts:
         return False
     child = node
     while child in info.parents and child is not function:
         parent = info.parents[child]
         if isinstance(parent, ast.If) and child is not parent.test:
-            name = _tested(parent.test)
-            if name in consts:
-                truth = consts[name] != isinstance(parent.test, ast.UnaryOp)
-                in_body = any(child is s for s in parent.body)
-                if in_body != truth:
-                    return True
+            taken = _taken(parent, consts)
+            if taken is not None and not any(child is s for s in taken):
+                return True
+        for name in ("body", "orelse", "finalbody"):
+            block = getattr(parent, name, None)
+            if isinstance(block, list) and any(child is s for s in block):
+                for earlier in block[: next(i for i, s in enumerate(block) if s is child)]:
+                    taken = _taken(earlier, consts) if isinstance(earlier, ast.If) else None
+                    if taken and isinstance(taken[-1], ast.Return | ast.Raise):
+                        return True
         child = parent
     return False
+
+
+def _taken(statement: ast.If, consts: Mapping[str, bool]) -> list[ast.stmt] | None:
+    """The branch of ``if param:`` that ``consts`` takes, or None if it does not decide."""
+    name = _tested(statement.test)
+    if name not in consts:
+        return None
+    truth = consts[name] != isinstance(statement.test, ast.UnaryOp)
+    return statement.body if truth else statement.orelse
 
 
 def _ancestors(info: _File, node: ast.AST) -> list[ast.AST]:
