@@ -43,12 +43,11 @@ from pathlib import Path
 
 import libcst as cst
 from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
-from libcst.metadata import PositionProvider
 
 from claun_migrate.codemods._sql import create_tables
 from claun_migrate.codemods._support import rely_on, report_at
 from claun_migrate.codemods.data_layer import Rows, rows_are_shipped
-from claun_migrate.codemods.row_flow import Span, plan_for
+from claun_migrate.codemods.row_flow import key_of_code, plan_for
 
 DESCRIPTION = 'Rewrite row[1] to row["name"] where the SQL proves the column; report the rest.'
 TRIGGERS = ("execute_sql", "fetchone", "fetchall", "fetchmany", "from_row")
@@ -142,7 +141,7 @@ def gathered_plan(
     """The plan as plain, picklable constructor arguments: names, findings, relies by file."""
     plan = plan_for(sources, schema, fallback_rows=_fallback(plain_rows), pending=pending)
     return {
-        "names": {p: tuple(sorted(n.items())) for p, n in sorted(plan.names.items())},
+        "names": {p: tuple(sorted(n.items())) for p, n in sorted(plan.keys.items())},
         "found": {p: tuple(sorted(f)) for p, f in sorted(plan.findings.items())},
         "relies": {p: tuple(sorted(r)) for p, r in sorted(plan.relies.items()) if r},
     }
@@ -152,7 +151,7 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
     """Name proven positional row accesses; report the unproven ones for review."""
 
     DESCRIPTION = DESCRIPTION
-    METADATA_DEPENDENCIES = (PositionProvider,)
+    METADATA_DEPENDENCIES = ()
 
     def __init__(
         self,
@@ -161,7 +160,7 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
         schema_path: str | None = None,
         plain_rows: str | None = NO_LAYER_CHECKED,
         data_layer: str | None = None,
-        names: Mapping[str, Sequence[tuple[Span, str]]] | None = None,
+        names: Mapping[str, Sequence[tuple[tuple[str, int], str]]] | None = None,
         found: Mapping[str, Sequence[Finding]] | None = None,
         relies: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
@@ -180,7 +179,10 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
             plain_rows = plain_rows_reason(self.extra, pending=False)
         self.plain_rows = plain_rows
         self.plan = None if names is None else (names, found or {}, relies or {})
-        self._names: dict[Span, str] = {}
+        self._names: dict[tuple[str, int], str] = {}
+        self._seen: dict[str, int] = {}
+        self._rename: dict[cst.Subscript, str] = {}
+        self._module = cst.Module(body=[])
 
     @staticmethod
     def add_args(arg_parser: argparse.ArgumentParser) -> None:
@@ -220,6 +222,7 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
         else:
             names, found, relies = self.plan
         self._names = dict(names.get(filename, ()))  # type: ignore[union-attr]
+        self._seen, self._rename, self._module = {}, {}, tree
         for line, column, code, message, suggestion in found.get(filename, ()):  # type: ignore[union-attr]
             report_at(self.context, line, column, code, message, suggestion)
         if self._names:
@@ -227,15 +230,33 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
                 rely_on(self.context, os.path.abspath(path))
         return super().transform_module_impl(tree)
 
+    def visit_Subscript(self, node: cst.Subscript) -> None:
+        """Count the row reads like the analysis did (by what they are, in source order)."""
+        if not self._names or not _int_index(node):
+            return
+        key = key_of_code(self._module.code_for_node(node))
+        if key is None:
+            return
+        self._seen[key] = self._seen.get(key, 0) + 1
+        name = self._names.get((key, self._seen[key]))
+        if name is not None:
+            self._rename[node] = name
+
     def leave_Subscript(
         self, original_node: cst.Subscript, updated_node: cst.Subscript
     ) -> cst.BaseExpression:
-        if not self._names:
-            return updated_node
-        position = self.get_metadata(PositionProvider, original_node)
-        span = (position.start.line, position.start.column, position.end.line, position.end.column)
-        name = self._names.get(span)
+        name = self._rename.get(original_node)
         if name is None:
             return updated_node
         key = cst.Index(cst.SimpleString(_literal(name)))
         return updated_node.with_changes(slice=[cst.SubscriptElement(key)])
+
+
+def _int_index(node: cst.Subscript) -> bool:
+    """``x[1]`` or ``x[-1]``: one literal int index."""
+    if len(node.slice) != 1 or not isinstance(node.slice[0].slice, cst.Index):
+        return False
+    value = node.slice[0].slice.value
+    if isinstance(value, cst.UnaryOperation) and isinstance(value.operator, cst.Minus):
+        value = value.expression
+    return isinstance(value, cst.Integer)

@@ -97,6 +97,9 @@ class Plan:
     """What named-rows does to each file."""
 
     names: dict[str, dict[Span, str]] = field(default_factory=dict)
+    keys: dict[str, dict[tuple[str, int], str]] = field(default_factory=dict)
+    """The names again by :func:`subscript_key` and occurrence: other codemods of the run may
+    move lines before named-rows sees the file, but they do not change row reads."""
     findings: dict[str, list[tuple[int, int, str, str, str]]] = field(default_factory=dict)
     relies: dict[str, set[str]] = field(default_factory=dict)
 
@@ -928,6 +931,16 @@ class Analysis:
                             self._check_json(plan, info, arg)
                 elif isinstance(node, ast.Return) and isinstance(node.value, ast.Dict | ast.List):
                     self._check_json(plan, info, node.value)
+            named = plan.names.get(info.path)
+            if named:
+                seen: dict[str, int] = {}
+                keys = plan.keys.setdefault(info.path, {})
+                for node in sorted(_int_subscripts(info.tree), key=_start):
+                    key = subscript_key(node)
+                    seen[key] = seen.get(key, 0) + 1
+                    name = named.get(info.span(node))
+                    if name is not None:
+                        keys[(key, seen[key])] = name
         return plan
 
     def site(self, info: _File, node: ast.Subscript, index: int) -> Site | None:
@@ -1067,6 +1080,36 @@ class Analysis:
 # Helpers over ast --------------------------------------------------------------------------
 
 
+def _int_subscripts(tree: ast.AST) -> Iterator[ast.Subscript]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Subscript) and _int_index(node) is not None:
+            yield node
+
+
+class _Unwrap(ast.NodeTransformer):
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        unwrapped = _placeholders_swapped(node)
+        return unwrapped if unwrapped is node else self.visit(unwrapped)
+
+
+def subscript_key(node: ast.Subscript) -> str:
+    """What a row read is, whatever the other codemods of the run did around it: its
+    expression without positions, the shipped ``sql_for`` wrapper taken off."""
+    import copy
+
+    return ast.dump(_Unwrap().visit(copy.deepcopy(node)), annotate_fields=False)
+
+
+def key_of_code(code: str) -> str | None:
+    """:func:`subscript_key` of a subscript expression's source text."""
+    try:
+        node = ast.parse(f"(\n{code}\n)", mode="eval").body
+    except SyntaxError:
+        return None
+    return subscript_key(node) if isinstance(node, ast.Subscript) else None
+
+
 def _sets_row_factory(info: _File, use: ast.AST, conn: ast.AST) -> bool:
     """``conn.row_factory = sqlite3.Row`` in the function before ``use``."""
     if not isinstance(conn, ast.Name):
@@ -1089,7 +1132,14 @@ def _sets_row_factory(info: _File, use: ast.AST, conn: ast.AST) -> bool:
 
 
 def _placeholders_swapped(node: ast.AST) -> ast.AST:
-    """``sql.replace("%s", "?")``: the same statement, so the same columns (``sql``)."""
+    """``sql.replace("%s", "?")`` and the shipped ``sql_for(conn, sql)``: the same
+    statement, so the same columns (``sql``)."""
+    if (
+        isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) == "sql_for"
+        and len(node.args) == 2
+    ):
+        return node.args[1]
     if (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
