@@ -65,14 +65,16 @@ _RULES = (
         "CM104",
         "row-escapes",
         "named-rows",
-        "A row or a result list is passed to other code or returned",
-        "Positional reads in the function it goes to (or in the callers) are not proven by the "
-        "query here; the finding is made at the call, at the return and at a local helper's "
-        "own positional reads.",
-        'rows = execute_sql("SELECT id, title FROM jobs", fetch=True)\n'
-        "return [serialise(row) for row in rows]",
-        "Read the row by name where it is used (the caller's columns are given as a hint), or "
-        "pass `dict(row)`.",
+        "A function's parameter does not get rows of one proven query from every caller",
+        "A parameter's rows are proven when every caller in the run passes rows of the same "
+        "columns and every reference to the function is a call the analysis follows. Rows of "
+        "different queries, other values (a test passing a tuple) or a function passed as a "
+        "value leave its positional reads unproven.",
+        "def serialise(row):\n    return {\"id\": row[0]}\n\n"
+        'serialise(execute_sql("SELECT id FROM jobs", fetch=True)[0])\n'
+        'serialise(execute_sql("SELECT title, id FROM jobs", fetch=True)[0])',
+        "Read it by name inside the function, or give each query its own function; the "
+        "finding names the callers.",
     ),
     Rule(
         "CM105",
@@ -135,25 +137,41 @@ _RULES = (
         "CM110",
         "cursor-row",
         "named-rows",
-        "A row is read straight from a cursor",
-        "`cursor.fetchone()[0]` reads a row of a query run on a cursor, which is not followed; "
-        "only `execute_sql` results are.",
-        'cur.execute("SELECT COUNT(*) FROM users")\ntotal = cur.fetchone()[0]',
-        "Name it by hand (alias the column and read it by name once the cursor returns "
-        "named rows), or move the query to `execute_sql`.",
+        "A row is fetched from a cursor whose query is not followed",
+        "A fetch returns rows of the `execute` calls on that cursor that reach it. When none is "
+        "found (the cursor comes from elsewhere), or different ones run on different paths, "
+        "the columns are not proven.",
+        'cur.execute("SELECT id FROM users")\nif admin:\n    cur.execute("SELECT name FROM '
+        'users")\nfirst = cur.fetchone()[0]',
+        "Run one query per cursor on every path to the fetch, or name the column by hand.",
     ),
     Rule(
         "CM111",
         "plain-rows",
         "named-rows",
-        "A site that would be named while `execute_sql` may still return plain tuples",
-        '`row["id"]` raises TypeError on a tuple. Sites are rewritten only when every module '
-        "of the run that defines `execute_sql` is a data layer migrated already or by "
-        "pool-connections in the same run; under libcst's runner only with `--data-layer`.",
+        "A site that would be named while its rows may still be plain tuples",
+        '`row["id"]` raises TypeError on a tuple. Sites are rewritten only when the connection '
+        "their rows come from hands out rows that answer names once the run is done: migrated "
+        "by pool-connections in the same run or already, or a dict cursor. A connection the "
+        "run does not migrate, or one passed in from code the analysis does not follow, keeps "
+        "plain tuples; under libcst's runner an `execute_sql` outside the run counts as plain "
+        "unless `--data-layer` names a migrated one.",
         "# claun-migrate check app/routes  (the data layer is not part of the run)\n"
         'rows = execute_sql("SELECT id, name FROM users", fetch=True)\nname = rows[0][1]',
         "Run claun-migrate on the backend root, so the data layer is migrated in the same run; "
         'the finding gives the `row["name"]` it would write.',
+    ),
+    Rule(
+        "CM112",
+        "dict-row-position",
+        "named-rows",
+        "A row that only answers names is read or unpacked by position",
+        "`RealDictCursor` rows and `dict(row)` are dicts: `row[0]` raises KeyError and "
+        "`a, b = row` gives the column names. When the column is proven the read is rewritten "
+        "to its name (a fix); otherwise it is reported.",
+        "cur = conn.cursor(cursor_factory=RealDictCursor)\ncur.execute(sql)\n"
+        "user_id = cur.fetchone()[0]",
+        'Read it by name (`row["id"]`).',
     ),
     Rule(
         "POOL001",
