@@ -863,7 +863,10 @@ class Analysis:
                 continue
             text = self.sql_text(info, statement.value, 1)[0]  # type: ignore[attr-defined]
             if text is None:
-                reason = f"the SQL is built at run time (`{node.id}` grows on line {statement.lineno} by a value that is not a literal)"
+                reason = (
+                    f"the SQL is built at run time (`{node.id}` grows on line "
+                    f"{statement.lineno} by a value that is not a literal)"
+                )
                 return Cols(
                     None,
                     SQL_NOT_LITERAL,
@@ -990,7 +993,8 @@ class Analysis:
                 code=UNNAMED_COLUMN,
                 message=f"`{code}` left positional: column `{column.sql}` has no name both "
                 "drivers report",
-                suggestion=f'alias it in the SQL (`{column.sql} AS {alias}`), then `{value}["{alias}"]`',
+                suggestion=f"alias it in the SQL (`{column.sql} AS {alias}`), then "
+                f'`{value}["{alias}"]`',
             )
         names = [c.name for c in columns if c.name]
         if names.count(column.name) > 1:
@@ -1071,8 +1075,10 @@ class Analysis:
             Site(
                 info.span(node),
                 code=JSON_SHAPE,
-                message=f"`{code}` is serialised as {shape}; named rows as dicts would change the JSON",
-                suggestion=f"`{edit}` if objects are wanted (changes the API: each row becomes a JSON object)",
+                message=f"`{code}` is serialised as {shape}; named rows as dicts would change "
+                "the JSON",
+                suggestion=f"`{edit}` if objects are wanted (changes the API: each row becomes "
+                "a JSON object)",
             ),
         )
 
