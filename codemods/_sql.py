@@ -139,8 +139,8 @@ def output_columns(sql: str, schema: Schema) -> Columns:
         return Columns(None, "the SQL does not parse as one statement")
     statement = statements[0]
     ctes = {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
-    while isinstance(statement, exp.SetOperation):
-        statement = statement.left
+    while isinstance(statement, exp.SetOperation | exp.Subquery):  # `(SELECT ...) EXCEPT (...)`
+        statement = statement.left if isinstance(statement, exp.SetOperation) else statement.this
     if isinstance(statement, exp.Select):
         return _output_columns(statement, statement.expressions, schema, ctes)
     returning = statement.args.get("returning")

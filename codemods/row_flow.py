@@ -1385,58 +1385,84 @@ def _assigned(info: _File, target: ast.AST) -> ast.AST | None:
     return None
 
 
-def _effective(info: _File, target: ast.AST) -> tuple[int, int]:
-    """Where a binding takes effect: a loop's or ``with``'s body, else the statement's end."""
-    if isinstance(target, ast.arg):
-        return (0, 0)
-    statement = _statement(info, target)
-    if isinstance(statement, ast.For | ast.AsyncFor | ast.With | ast.AsyncWith):
-        return _start(statement.body[0])
-    return _end(statement)
-
-
-def _dominates(info: _File, statement: ast.AST, ancestors: set[int]) -> bool:
-    """Whether ``statement`` runs before every path to a node with these ``ancestors`` (and
-    the node's own statement): its block holds one of them."""
-    holder = info.parents.get(statement)
-    if holder is None:
-        return False
-    for name in ("body", "orelse", "finalbody", "handlers"):
-        block = getattr(holder, name, None)
-        if isinstance(block, list) and any(s is statement for s in block):
-            return any(id(s) in ancestors for s in block)
-    return False
-
-
 def _reaching(info: _File, use: ast.AST, bindings: list[ast.AST]) -> list[ast.AST]:
-    """The bindings that may reach ``use``: the latest one before it whose block holds ``use``
-    hides every earlier one; later bindings inside a loop around ``use`` reach it again."""
+    """The bindings that may reach ``use``, found block by block upward from it: statements
+    before it in each enclosing block, nearest first, up to one that binds on every path
+    (an ``if`` binds when both its branches do); later bindings inside a loop around ``use``
+    reach it again on the next turn."""
+    if not bindings:
+        return []
+    inside: dict[int, list[ast.AST]] = {}
+    for binding in bindings:
+        if not isinstance(binding, ast.arg):
+            statement = _statement(info, binding)
+            for holder in [binding, statement, *_ancestors(info, statement)]:
+                inside.setdefault(id(holder), []).append(binding)
     here = _start(use)
-    ancestors = {id(a) for a in _ancestors(info, use)} | {id(_statement(info, use))}
-    earlier = sorted(
-        (b for b in bindings if _effective(info, b) <= here),
-        key=lambda b: _effective(info, b),
-        reverse=True,
-    )
     reaching: list[ast.AST] = []
-    for binding in earlier:
-        reaching.append(binding)
-        if isinstance(binding, ast.arg):
-            break
-        statement = _statement(info, binding)
-        if isinstance(statement, ast.For | ast.AsyncFor | ast.With | ast.AsyncWith):
-            if id(statement) in ancestors:
+
+    def scan(block: Sequence[ast.AST]) -> bool:
+        """Add the bindings of ``block`` (latest first); True once one binds on every path."""
+        for statement in reversed(block):
+            found = [b for b in inside.get(id(statement), []) if b not in reaching]
+            reaching.extend(sorted(found, key=_start, reverse=True))
+            if found and _binds_always(statement, inside):
+                return True
+        return False
+
+    child: ast.AST = _statement(info, use)
+    done = False
+    while not done and child in info.parents:
+        parent = info.parents[child]
+        if isinstance(parent, ast.For | ast.AsyncFor | ast.With | ast.AsyncWith) and any(
+            child is s for s in parent.body
+        ):
+            heads = [b for b in inside.get(id(parent), []) if _start(b) < _start(parent.body[0])]
+            reaching.extend(b for b in heads if b not in reaching)
+            if heads and isinstance(parent, ast.With | ast.AsyncWith):
+                done = True
+        if isinstance(parent, ast.Try | ast.TryStar):
+            if isinstance(child, ast.ExceptHandler) or any(child is s for s in parent.finalbody):
+                scan(parent.body)  # may have run in part: nothing it binds is certain
+                if any(child is s for s in parent.finalbody):
+                    scan(parent.orelse)
+                    for handler in parent.handlers:
+                        scan(handler.body)
+            elif any(child is s for s in parent.orelse):
+                done = scan(parent.body)
+        for name in ("body", "orelse", "finalbody"):
+            block = getattr(parent, name, None)
+            if not done and isinstance(block, list) and any(child is s for s in block):
+                index = next(i for i, s in enumerate(block) if s is child)
+                done = scan(block[:index])
                 break
-            continue
-        if _dominates(info, statement, ancestors):
+        if isinstance(parent, _FUNCTIONS | ast.Lambda | ast.Module):
             break
+        child = parent
+    if not done:
+        reaching.extend(b for b in bindings if isinstance(b, ast.arg))
     loops = [a for a in _ancestors(info, use) if isinstance(a, ast.For | ast.While | ast.AsyncFor)]
     for binding in bindings:
-        if binding in reaching or isinstance(binding, ast.arg):
+        if binding in reaching or isinstance(binding, ast.arg) or _start(binding) <= here:
             continue
-        if _effective(info, binding) > here and any(_inside(info, binding, loop) for loop in loops):
+        if any(_inside(info, binding, loop) for loop in loops):
             reaching.append(binding)
     return reaching
+
+
+def _binds_always(statement: ast.AST, inside: Mapping[int, list[ast.AST]]) -> bool:
+    """Whether running ``statement`` binds one of the bindings on every path through it."""
+    if isinstance(statement, ast.If):
+        return any(_binds_always(s, inside) for s in statement.body) and any(
+            _binds_always(s, inside) for s in statement.orelse
+        )
+    if isinstance(statement, ast.With | ast.AsyncWith):
+        return any(_binds_always(s, inside) for s in statement.body) or any(
+            id(item) in inside for item in statement.items
+        )
+    if isinstance(statement, ast.For | ast.AsyncFor | ast.While | ast.Try | ast.TryStar):
+        return False
+    return id(statement) in inside
 
 
 def plan_for(
