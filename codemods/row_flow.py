@@ -1419,8 +1419,7 @@ def _reaching(info: _File, use: ast.AST, bindings: list[ast.AST]) -> list[ast.AS
         ):
             heads = [b for b in inside.get(id(parent), []) if _start(b) < _start(parent.body[0])]
             reaching.extend(b for b in heads if b not in reaching)
-            if heads and isinstance(parent, ast.With | ast.AsyncWith):
-                done = True
+            done = bool(heads)  # the loop or `with` target is bound before its body runs
         if isinstance(parent, ast.Try | ast.TryStar):
             if isinstance(child, ast.ExceptHandler) or any(child is s for s in parent.finalbody):
                 scan(parent.body)  # may have run in part: nothing it binds is certain
