@@ -161,6 +161,8 @@ def _renames(found: SelectList, targets: set[int]) -> dict[int, tuple[int, str]]
     renamed: dict[int, str] = {}
     for name in {n.lower() for n in names if n}:
         members = [p for p, n in enumerate(names) if n and n.lower() == name]
+        if targets.isdisjoint(members):
+            continue
         editable = [p for p in members if p in targets and not positions[p][1]]
         keep = next((p for p in members if p not in editable), members[0])
         if len(members) > 1 and any(p not in editable for p in members if p != keep):

@@ -225,6 +225,16 @@ def test_alias_for_a_limited_position_avoids_the_postgres_name_of_the_others() -
     )
 
 
+def test_duplicates_the_code_does_not_read_are_left_alone() -> None:
+    assert fixed(f"SELECT j.id, c.id, COUNT(*) {JOBS}", positions=[2]) == (
+        f"SELECT j.id, c.id, COUNT(*) AS count {JOBS}"
+    )
+
+
+def test_duplicate_read_inside_a_star_with_the_other_not_read_gives_no_fix() -> None:
+    assert fixed("SELECT u.*, p.id FROM users u JOIN profiles p ON p.user_id = u.id", [0]) is None
+
+
 def test_position_out_of_range_gives_no_fix() -> None:
     assert fixed("SELECT id FROM users", positions=[3]) is None
 
