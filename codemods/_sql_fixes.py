@@ -126,17 +126,24 @@ def _label_ok(name: str) -> bool:
     return True
 
 
-def _unique(words: Iterable[str], taken: set[str]) -> str:
-    """A lowercase snake_case name from ``words`` that no other column has."""
+def _snake(words: Iterable[str]) -> str:
+    """A lowercase snake_case label from ``words`` that SQLite accepts after AS."""
     parts = [re.sub(r"[^a-z0-9]+", "_", word.lower()).strip("_") for word in words]
     name = "_".join(part for part in parts if part)[:50] or "value"
     if name[0].isdigit():
         name = f"col_{name}"
-    if not _label_ok(name):
-        name = f"{name}_value"
-    candidate, number = name, 2
-    while candidate in taken:
-        candidate, number = f"{name}_{number}", number + 1
+    return name if _label_ok(name) else f"{name}_value"
+
+
+def _unique(choices: Iterable[Iterable[str]], taken: set[str]) -> str:
+    """The first of ``choices`` (lists of words) that no other column has, else the first
+    numbered; it is then taken."""
+    names = [_snake(words) for words in choices]
+    candidate = next((name for name in names if name not in taken), None)
+    number = 2
+    while candidate is None:
+        candidate = f"{names[0]}_{number}" if f"{names[0]}_{number}" not in taken else None
+        number += 1
     taken.add(candidate)
     return candidate
 
@@ -158,7 +165,7 @@ def _renames(found: SelectList, targets: set[int]) -> dict[int, tuple[int, str]]
     owners = [(i, len(cols) > 1 or _is_star(e)) for i, (e, cols) in enumerate(found.items)]
     positions = [(owner, star) for owner, star in owners for _ in found.items[owner][1]]
     names = [column.name for _, columns in found.items for column in columns]
-    renamed: dict[int, str] = {}
+    renamed: set[int] = set()
     for name in {n.lower() for n in names if n}:
         members = [p for p, n in enumerate(names) if n and n.lower() == name]
         if targets.isdisjoint(members):
@@ -167,11 +174,11 @@ def _renames(found: SelectList, targets: set[int]) -> dict[int, tuple[int, str]]
         keep = next((p for p in members if p not in editable), members[0])
         if len(members) > 1 and any(p not in editable for p in members if p != keep):
             return None
-        renamed.update({p: "" for p in members if p != keep})
+        renamed.update(p for p in members if p != keep)
     unnamed = [p for p in sorted(targets) if names[p] is None]
     if any(positions[p][1] for p in unnamed):
         return None
-    renamed.update({p: "" for p in unnamed})
+    renamed.update(unnamed)
     taken = {n.lower() for p, n in enumerate(names) if n and p not in renamed}
     for p, name in enumerate(names):
         guess = _postgres_name(found.items[positions[p][0]][0])
@@ -182,14 +189,15 @@ def _renames(found: SelectList, targets: set[int]) -> dict[int, tuple[int, str]]
     for p in sorted(renamed):
         expression = found.items[positions[p][0]][0]
         if names[p] is None and isinstance(expression, exp.Alias):
-            words = [expression.alias]
+            choices = [[expression.alias]]
         elif names[p] is None:
             words = _words(expression)[:MAX_WORDS]
+            choices = [["count"], words] if isinstance(expression, exp.Count) else [words]
         elif isinstance(expression, exp.Column) and expression.table.lower() in tables:
-            words = [tables[expression.table.lower()], names[p]]
+            choices = [[tables[expression.table.lower()], names[p]]]
         else:
-            words = [names[p]]
-        result[p] = (positions[p][0], _unique(words, taken))
+            choices = [[names[p]]]
+        result[p] = (positions[p][0], _unique(choices, taken))
     return result
 
 

@@ -136,6 +136,12 @@ def test_function_gets_its_name_and_argument() -> None:
     )
 
 
+def test_count_of_a_column_is_a_count_and_a_second_one_says_of_what() -> None:
+    assert fixed("SELECT COUNT(j.id), COUNT(DISTINCT j.title) FROM jobs j") == (
+        "SELECT COUNT(j.id) AS count, COUNT(DISTINCT j.title) AS count_title FROM jobs j"
+    )
+
+
 def test_literal_and_parenthesised_column_are_named() -> None:
     assert fixed("SELECT 1, (u.email) FROM users u") == (
         "SELECT 1 AS value, (u.email) AS email FROM users u"
@@ -173,7 +179,7 @@ def test_duplicates_inside_a_star_cannot_be_fixed() -> None:
 def test_new_names_never_clash_with_other_columns() -> None:
     sql = "SELECT COUNT(*), COUNT(email), name AS count_email FROM users"
     assert fixed(sql) == (
-        "SELECT COUNT(*) AS count, COUNT(email) AS count_email_2, name AS count_email FROM users"
+        "SELECT COUNT(*) AS count, COUNT(email) AS count_2, name AS count_email FROM users"
     )
 
 
