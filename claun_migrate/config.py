@@ -20,7 +20,7 @@ else:  # pragma: no cover
 
 TABLE = "claun-migrate"
 LISTS = ("select", "ignore", "exclude", "extend-exclude")
-KEYS = frozenset((*LISTS, "per-file-ignores", "line-length", "data-layer"))
+KEYS = frozenset((*LISTS, "per-file-ignores", "line-length", "data-layer", "unsafe-fixes"))
 
 
 class ConfigError(ValueError):
@@ -38,6 +38,8 @@ class Config:
     per_file_ignores: dict[str, list[str]] = field(default_factory=dict)
     line_length: int | None = None
     data_layer: dict[str, Any] = field(default_factory=dict)
+    unsafe_fixes: bool = False
+    """Apply the codemods' unsafe fixes (edits to SQL text), as ruff's ``unsafe-fixes``."""
 
     @property
     def root(self) -> Path:
@@ -92,6 +94,9 @@ def parse(path: Path, table: dict[str, Any]) -> Config:
     data_layer = table.get("data-layer", {})
     if not isinstance(data_layer, dict):
         raise ConfigError(f"{path}: [tool.{TABLE}] data-layer must be a table")
+    unsafe_fixes = table.get("unsafe-fixes", False)
+    if not isinstance(unsafe_fixes, bool):
+        raise ConfigError(f"{path}: [tool.{TABLE}] unsafe-fixes must be true or false")
     return Config(
         path=path,
         select=lists["select"],
@@ -103,6 +108,7 @@ def parse(path: Path, table: dict[str, Any]) -> Config:
         },
         line_length=line_length,
         data_layer=dict(data_layer),
+        unsafe_fixes=unsafe_fixes,
     )
 
 

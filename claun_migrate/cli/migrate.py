@@ -67,6 +67,12 @@ def migration_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "(cache: $CLAUN_MIGRATE_CACHE_DIR, else ~/.cache/claun-migrate).",
         ),
         click.option(
+            "--unsafe-fixes/--no-unsafe-fixes",
+            default=None,
+            help="Also make the edits marked unsafe: they change SQL text and the names its rows "
+            "report (e.g. COUNT(*) AS count). Overrides the configuration's unsafe-fixes.",
+        ),
+        click.option(
             "--format", "fmt", type=click.Choice(report.FORMATS), default="text", show_default=True
         ),
         click.option("-q", "--quiet", is_flag=True, help="Print findings and changes only."),
@@ -100,6 +106,7 @@ def run(
     config_file: Path | None = None,
     quiet: bool = False,
     verbose: bool = False,
+    unsafe_fixes: bool | None = None,
 ) -> Run:
     """One engine run over the configured files; bad selections or configuration are usage
     errors; no Python file at all is a warning (exit 0, as ruff)."""
@@ -109,8 +116,10 @@ def run(
     config = _config(paths, config_file)
     chosen = selection.selection(config, select, ignore)
     files = selection.files(paths, exclude, config)
+    unsafe = config.unsafe_fixes if unsafe_fixes is None else unsafe_fixes
     if verbose:
         click.echo(f"configuration: {config.path or 'none found (defaults)'}", err=True)
+        click.echo(f"unsafe fixes: {'on' if unsafe else 'off'}", err=True)
         click.echo(f"{len(files)} Python files under {', '.join(map(str, paths))}", err=True)
     if not files:
         if not quiet:
@@ -128,6 +137,7 @@ def run(
                 jobs=jobs,
                 cache_dir=None if no_cache else default_dir(),
                 confirm=write,
+                unsafe_fixes=unsafe,
             )
     except SelectionError as exc:
         raise click.UsageError(str(exc)) from exc
@@ -336,5 +346,8 @@ def _apply_verified(paths: tuple[Path, ...], fmt: str, options: dict[str, Any]) 
         "ignore": chosen.ignored_codemods,
         "exclude": (*options["exclude"], *config.exclude),
         "jobs": options["jobs"],
+        "unsafe_fixes": (
+            config.unsafe_fixes if options["unsafe_fixes"] is None else options["unsafe_fixes"]
+        ),
     }
     return apply_verified(paths, fmt, engine_options)

@@ -4,6 +4,8 @@ It knows nothing about pools or rows. Codemods declare ``TRIGGERS`` (substrings 
 contain to be parsed), optionally ``REQUIRES`` (codemods that must run too, earlier) and a
 ``gather(sources)`` classmethod whose result becomes constructor keyword arguments. They leave
 findings, companion files and requirements in ``context.scratch`` (see ``codemods._support``).
+A codemod with unsafe fixes (opt-in edits, as ruff's) sets ``UNSAFE_FIXES = True``; its
+``gather`` is then called as ``gather(sources, unsafe_fixes=...)``.
 """
 
 from __future__ import annotations
@@ -593,6 +595,7 @@ def migrate(
     cache_dir: Path | None = None,
     confirm: bool = False,
     state_dir: Path | None = None,
+    unsafe_fixes: bool = False,
 ) -> RunResult:
     """Run the selected codemods over ``paths``; with ``write`` apply the changes as one
     transaction (see :mod:`claun_migrate.engine.transaction`).
@@ -604,7 +607,8 @@ def migrate(
     that is not idempotent is an error). The tree is locked for the run (``state_dir``,
     default the cache folder, holds the lock and journal); an interrupted earlier run on it
     is completed or rolled back first, and said on stderr. Raises :class:`TreeBusy` when
-    another run holds the tree too long.
+    another run holds the tree too long. ``unsafe_fixes`` goes to the codemods that declare
+    ``UNSAFE_FIXES``.
     """
     paths = [Path(p) for p in paths]
     names = select_codemods(select, ignore, registry)
@@ -613,14 +617,14 @@ def migrate(
     with transaction.open_tree(state, os.path.realpath(root), write=write) as notices:
         for notice in notices:
             transaction.say(notice)
-        run = _scan(paths, names, exclude, jobs, registry, cache_dir, root)
+        run = _scan(paths, names, exclude, jobs, registry, cache_dir, root, unsafe_fixes)
         if not write:
             run.publish(*run.settle())
             return run.collector.result
         run.write(state)
         result = run.collector.result
         if confirm and result.changes:
-            again = _scan(paths, names, exclude, jobs, registry, cache_dir, root)
+            again = _scan(paths, names, exclude, jobs, registry, cache_dir, root, unsafe_fixes)
             again.publish(*again.settle())
             result.errors += [
                 FileError(change.path, "a second pass would change it again (a codemod bug)")
@@ -660,6 +664,7 @@ def _scan(
     registry: Registry,
     cache_dir: Path | None,
     root: Path,
+    unsafe_fixes: bool = False,
 ) -> _Run:
     result = RunResult(selected=names)
     triggers = {n: [t.encode() for t in declared(registry[n], "TRIGGERS")] for n in names}
@@ -698,9 +703,7 @@ def _scan(
                 collector._fail(path, f"cannot decode: {exc}")
     # gather sees every file: whether code is a data-layer site depends on its imports
     sources = {str(path): text for path, (text, _) in texts.items()}
-    kwargs = {
-        n: registry[n].gather(sources) if hasattr(registry[n], "gather") else {} for n in names
-    }
+    kwargs = {n: _gather(registry[n], sources, unsafe_fixes) for n in names}
     for n in names:  # files a codemod's gathered arguments name, whatever their words
         targets = registry[n].targets(kwargs[n]) if hasattr(registry[n], "targets") else ()
         for path in texts:
@@ -713,7 +716,7 @@ def _scan(
         if path in texts
     ]
     cache = ResultCache(cache_dir) if cache_dir else None
-    keys = [_cache_key(cache, job) for job in work] if cache else []
+    keys = [_cache_key(cache, job, unsafe_fixes) for job in work] if cache else []
     cached = [cache.get(key) for key in keys] if cache else [None] * len(work)
     misses = [i for i, outcome in enumerate(cached) if outcome is None]
     outcomes = run_jobs(_transform, [work[i] for i in misses], jobs or os.cpu_count() or 1)
@@ -730,7 +733,16 @@ def _scan(
     return _Run(collector, root, list(dict.fromkeys(allowed)))
 
 
-def _cache_key(cache: ResultCache, job: tuple[Any, ...]) -> str:
+def _gather(codemod: type[Codemod], sources: dict[str, str], unsafe_fixes: bool) -> dict:
+    """The constructor arguments ``codemod`` gathers from every file's source."""
+    if not hasattr(codemod, "gather"):
+        return {}
+    if getattr(codemod, "UNSAFE_FIXES", False):
+        return codemod.gather(sources, unsafe_fixes=unsafe_fixes)
+    return codemod.gather(sources)
+
+
+def _cache_key(cache: ResultCache, job: tuple[Any, ...], unsafe_fixes: bool) -> str:
     path, text, encoding, codemods = job
     selection = tuple((name, kwargs) for name, _, kwargs in codemods)
-    return cache.key(path, os.path.realpath(path), text, encoding, selection)
+    return cache.key(path, os.path.realpath(path), text, encoding, selection, unsafe_fixes)
