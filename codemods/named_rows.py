@@ -137,10 +137,19 @@ def gathered_plan(
     plain_rows: str | None,
     *,
     pending: bool = True,
+    unsafe_fixes: bool = False,
 ) -> dict[str, object]:
-    """The plan as plain, picklable constructor arguments: names, findings, relies by file."""
-    plan = plan_for(sources, schema, fallback_rows=_fallback(plain_rows), pending=pending)
+    """The plan as plain, picklable constructor arguments: names, SQL literal edits,
+    findings, relies by file."""
+    plan = plan_for(
+        sources,
+        schema,
+        fallback_rows=_fallback(plain_rows),
+        pending=pending,
+        unsafe_fixes=unsafe_fixes,
+    )
     return {
+        "sql": {p: tuple(sorted(s.items())) for p, s in sorted(plan.sql.items())},
         "names": {p: tuple(sorted(n.items())) for p, n in sorted(plan.keys.items())},
         "found": {p: tuple(sorted(f)) for p, f in sorted(plan.findings.items())},
         "relies": {p: tuple(sorted(r)) for p, r in sorted(plan.relies.items()) if r},
@@ -152,6 +161,7 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
 
     DESCRIPTION = DESCRIPTION
     METADATA_DEPENDENCIES = ()
+    UNSAFE_FIXES = True
 
     def __init__(
         self,
@@ -163,6 +173,8 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
         names: Mapping[str, Sequence[tuple[tuple[str, int], str]]] | None = None,
         found: Mapping[str, Sequence[Finding]] | None = None,
         relies: Mapping[str, Sequence[str]] | None = None,
+        sql: Mapping[str, Sequence[tuple[tuple[str, int], str]]] | None = None,
+        unsafe_fixes: bool = False,
     ) -> None:
         """``names``/``found``/``relies``: the run's plan (``gather``); without it (libcst's
         runner, tests) the plan of this one module, with ``schema`` (or ``schema_path``) and
@@ -178,10 +190,14 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
             self.extra = _sources_under(data_layer)
             plain_rows = plain_rows_reason(self.extra, pending=False)
         self.plain_rows = plain_rows
-        self.plan = None if names is None else (names, found or {}, relies or {})
+        self.unsafe_fixes = unsafe_fixes
+        self.plan = None if names is None else (names, found or {}, relies or {}, sql or {})
+        self._sql: dict[tuple[str, int], str] = {}
+        self._strings: dict[str, int] = {}
+        self._concatenated = 0
         self._names: dict[tuple[str, int], str] = {}
         self._seen: dict[str, int] = {}
-        self._rename: dict[cst.Subscript, str] = {}
+        self._rename: dict[cst.CSTNode, str] = {}
         self._module = cst.Module(body=[])
 
     @staticmethod
@@ -199,33 +215,49 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
             help="the module (or a folder) defining execute_sql, already migrated by "
             "pool_connections; without it nothing is rewritten (rows may be plain tuples)",
         )
+        arg_parser.add_argument(
+            "--unsafe-fixes",
+            dest="unsafe_fixes",
+            action="store_true",
+            help="also alias unnamed and duplicate columns in the SQL text, then name them",
+        )
 
     @classmethod
-    def gather(cls, sources: dict[str, str]) -> dict[str, object]:
+    def gather(cls, sources: dict[str, str], *, unsafe_fixes: bool = False) -> dict[str, object]:
         """The plan of the whole run: where rows come from, their columns (the run's CREATE
-        TABLEs) and whether they answer names once the run is done."""
-        return gathered_plan(sources, schema_from_sources(sources), plain_rows_reason(sources))
+        TABLEs) and whether they answer names once the run is done; with ``unsafe_fixes``,
+        the SQL edits that name unnamed and duplicate columns too."""
+        return gathered_plan(
+            sources,
+            schema_from_sources(sources),
+            plain_rows_reason(sources),
+            unsafe_fixes=unsafe_fixes,
+        )
 
     @classmethod
     def targets(cls, gathered: Mapping[str, object]) -> set[str]:
         """Files with sites to rename or report, whatever their words."""
         names, found = gathered.get("names") or {}, gathered.get("found") or {}
-        return set(names) | set(found)  # type: ignore[arg-type]
+        return set(names) | set(found) | set(gathered.get("sql") or {})  # type: ignore[arg-type]
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         filename = self.context.filename or "module.py"
         if self.plan is None:  # alone: this module, and the data layer named
             sources = {**self.extra, filename: tree.code}
             schema = self.tables or schema_from_sources(sources)
-            plan = gathered_plan(sources, schema, self.plain_rows, pending=False)
-            names, found, relies = plan["names"], plan["found"], plan["relies"]
+            plan = gathered_plan(
+                sources, schema, self.plain_rows, pending=False, unsafe_fixes=self.unsafe_fixes
+            )
+            names, found, relies, sql = plan["names"], plan["found"], plan["relies"], plan["sql"]
         else:
-            names, found, relies = self.plan
+            names, found, relies, sql = self.plan
         self._names = dict(names.get(filename, ()))  # type: ignore[union-attr]
         self._seen, self._rename, self._module = {}, {}, tree
+        self._sql = dict(sql.get(filename, ()))  # type: ignore[union-attr]
+        self._strings, self._concatenated = {}, 0
         for line, column, code, message, suggestion in found.get(filename, ()):  # type: ignore[union-attr]
             report_at(self.context, line, column, code, message, suggestion)
-        if self._names:
+        if self._names or self._sql:
             for path in relies.get(filename, ()):  # type: ignore[union-attr]
                 rely_on(self.context, os.path.abspath(path))
         return super().transform_module_impl(tree)
@@ -241,6 +273,43 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
         name = self._names.get((key, self._seen[key]))
         if name is not None:
             self._rename[node] = name
+
+    def visit_ConcatenatedString(self, node: cst.ConcatenatedString) -> None:
+        self._string(node)
+        self._concatenated += 1  # its pieces are not literals of their own
+
+    def leave_ConcatenatedString(
+        self, original_node: cst.ConcatenatedString, updated_node: cst.ConcatenatedString
+    ) -> cst.BaseExpression:
+        self._concatenated -= 1
+        return self._edited(original_node, updated_node)
+
+    def visit_SimpleString(self, node: cst.SimpleString) -> None:
+        if not self._concatenated:
+            self._string(node)
+
+    def leave_SimpleString(
+        self, original_node: cst.SimpleString, updated_node: cst.SimpleString
+    ) -> cst.BaseExpression:
+        return self._edited(original_node, updated_node)
+
+    def _string(self, node: cst.SimpleString | cst.ConcatenatedString) -> None:
+        """Count SQL literals like the analysis did (by their source, in source order)."""
+        if not self._sql:
+            return
+        text = self._module.code_for_node(node)
+        self._strings[text] = self._strings.get(text, 0) + 1
+        if (text, self._strings[text]) in self._sql:
+            self._rename[node] = self._sql[(text, self._strings[text])]  # type: ignore[index]
+
+    def _edited(self, original: cst.CSTNode, updated: cst.BaseExpression) -> cst.BaseExpression:
+        source = self._rename.get(original)  # type: ignore[call-overload]
+        if source is None:
+            return updated
+        return cst.parse_expression(source).with_changes(
+            lpar=updated.lpar,  # type: ignore[attr-defined]
+            rpar=updated.rpar,  # type: ignore[attr-defined]
+        )
 
     def leave_Subscript(
         self, original_node: cst.Subscript, updated_node: cst.Subscript

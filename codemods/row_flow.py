@@ -27,7 +27,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
 
-from claun_migrate.codemods._sql import Column, Columns, output_columns
+from claun_migrate.codemods._sql import Column, grown_columns, output_columns
+from claun_migrate.codemods._sql_fixes import fix_sql, python_literal
 from claun_migrate.codemods.data_layer import Rows, _Lines, _Modules, analyse, is_test_file
 
 Span = tuple[int, int, int, int]
@@ -102,6 +103,9 @@ class Plan:
     move lines before named-rows sees the file, but they do not change row reads."""
     findings: dict[str, list[tuple[int, int, str, str, str]]] = field(default_factory=dict)
     relies: dict[str, set[str]] = field(default_factory=dict)
+    sql: dict[str, dict[tuple[str, int], str]] = field(default_factory=dict)
+    """SQL literal edits (``--unsafe-fixes``) by file: (literal source, occurrence) -> source."""
+    literal_spans: dict[str, dict[Span, str]] = field(default_factory=dict)
 
     def add(self, path: str, site: Site) -> None:
         if site.name is not None:
@@ -236,11 +240,15 @@ class Analysis:
         *,
         fallback_rows: Rows | None = None,
         pending: bool = True,
+        unsafe_fixes: bool = False,
     ) -> None:
         """``pending``: the data-layer migrations of this run happen (the engine runs
         pool-connections too); without it rows are what the code hands out today."""
         self.schema = {table.lower(): list(columns) for table, columns in schema.items()}
         self.fallback_rows = fallback_rows
+        self.unsafe_fixes = unsafe_fixes
+        self._literals: dict[tuple[str, Span], ast.Constant] = {}
+        self._fixable: dict[tuple[str, Span], list[tuple[str, int, Site]]] = {}
         trees: dict[str, tuple[str, ast.Module]] = {}
         for path, text in sorted(sources.items()):
             if path.endswith(".py"):
@@ -790,7 +798,9 @@ class Analysis:
     ) -> tuple[str | None, str, tuple[str, Span] | None]:
         """The SQL text of a literal, or of a name bound once to one; else why not."""
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
-            return node.value, "", (info.path, info.span(node))
+            span = info.span(node)
+            self._literals[(info.path, span)] = node
+            return node.value, "", (info.path, span)
         if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add) and depth < 6:
             left = self.sql_text(info, node.left, depth + 1)[0]
             right = self.sql_text(info, node.right, depth + 1)[0]
@@ -838,13 +848,10 @@ class Analysis:
         return None, f"the SQL is built at run time (`{name}` is not a string literal)", None
 
     def _grown(self, info: _File, node: ast.AST) -> Cols | None:
-        """SQL grown with ``+=`` of literal clauses (see ``_sql.grown_columns``)."""
+        """SQL grown with ``+=`` of literal clauses (``_sql.grown_columns``): one literal
+        binding, then literal fragments appended, each on every path or under a condition."""
         if not isinstance(node, ast.Name):
             return None
-        try:
-            from claun_migrate.codemods._sql import grown_columns  # type: ignore[attr-defined]
-        except ImportError:
-            grown_columns = None
         function = info.function_of(node)
         bindings = _bindings(info, function, node.id) if function is not info.tree else []
         plain = [b for b in bindings if isinstance(info.parents.get(b), ast.Assign)]
@@ -856,43 +863,29 @@ class Analysis:
         if base is None:
             return None
         guess = output_columns(base, self.schema).columns
+        holds = "if what is added at run time keeps the columns"
         fragments: list[str] = []
+        always: list[int] = []
+        use = {id(a) for a in _ancestors(info, node)} | {id(_statement(info, node))}
         for grow in sorted(grows, key=_start):
             statement = info.parents[grow]
             if _start(statement) > _start(node) or _start(statement) < _start(plain[0]):
                 continue
             text = self.sql_text(info, statement.value, 1)[0]  # type: ignore[attr-defined]
-            if text is None:
+            if text is None or not isinstance(statement.op, ast.Add):  # type: ignore[attr-defined]
                 reason = (
                     f"the SQL is built at run time (`{node.id}` grows on line "
                     f"{statement.lineno} by a value that is not a literal)"
                 )
-                return Cols(
-                    None,
-                    SQL_NOT_LITERAL,
-                    reason,
-                    guess,
-                    "if what is added at run time keeps the columns",
-                )
+                return Cols(None, SQL_NOT_LITERAL, reason, guess, holds)
+            if _in_same_block_as(info, statement, use):
+                always.append(len(fragments))
             fragments.append(text)
-        reason = f"the SQL is built at run time (`{node.id}` grows on line {grows[0].lineno})"  # type: ignore[attr-defined]
-        if grown_columns is None:
-            return Cols(
-                None,
-                SQL_NOT_LITERAL,
-                reason,
-                guess,
-                "if what is added at run time keeps the columns",
-            )
-        result: Columns = grown_columns(base, fragments, self.schema)
+        line = grows[0].lineno  # type: ignore[attr-defined]
+        result = grown_columns(base, fragments, self.schema, always=always)
         if result.columns is None:
-            return Cols(
-                None,
-                SQL_NOT_LITERAL,
-                f"{reason}: {result.problem}",
-                guess,
-                "if what is added at run time keeps the columns",
-            )
+            reason = f"the SQL is built at run time (`{node.id}` grows on line {line}): "
+            return Cols(None, SQL_NOT_LITERAL, reason + result.problem, guess, holds)
         return Cols(result.columns)
 
     # Sites ---------------------------------------------------------------------------------
@@ -934,6 +927,8 @@ class Analysis:
                             self._check_json(plan, info, arg)
                 elif isinstance(node, ast.Return) and isinstance(node.value, ast.Dict | ast.List):
                     self._check_json(plan, info, node.value)
+        self._fix_sql(plan)
+        for info in self.files.values():
             named = plan.names.get(info.path)
             if named:
                 seen: dict[str, int] = {}
@@ -944,7 +939,35 @@ class Analysis:
                     name = named.get(info.span(node))
                     if name is not None:
                         keys[(key, seen[key])] = name
+            edits = plan.literal_spans.get(info.path)
+            if edits:
+                counted: dict[str, int] = {}
+                for node in sorted(_string_literals(info.tree), key=_start):
+                    text = info.code(node)
+                    counted[text] = counted.get(text, 0) + 1
+                    new = edits.get(info.span(node))
+                    if new is not None:
+                        plan.sql.setdefault(info.path, {})[(text, counted[text])] = new
         return plan
+
+    def _fix_sql(self, plan: Plan) -> None:
+        """Name the unnamed and duplicate columns read from each SQL literal by editing it
+        (``--unsafe-fixes``); without the option, say in the findings that it can."""
+        for (path, span), reads in self._fixable.items():
+            node, info = self._literals[(path, span)], self.files[path]
+            fix = fix_sql(node.value, self.schema, positions={index for _, index, _ in reads})
+            source = python_literal(info.code(node), fix.sql) if fix is not None else None
+            for site_path, index, site in reads:
+                if fix is None or source is None or fix.columns.columns is None:
+                    plan.add(site_path, site)
+                elif not self.unsafe_fixes:
+                    hint = f"; `--unsafe-fixes` edits the SQL: `{fix.sql.strip()[:120]}`"
+                    plan.add(site_path, replace(site, suggestion=site.suggestion + hint))
+                else:
+                    name = fix.columns.columns[index].name
+                    relies = (*site.relies, path) if path != site_path else site.relies
+                    plan.add(site_path, Site(site.span, name=name, relies=relies))
+                    plan.literal_spans.setdefault(path, {})[span] = source
 
     def site(self, info: _File, node: ast.Subscript, index: int) -> Site | None:
         source = self.value(info, node.value)
@@ -986,6 +1009,21 @@ class Analysis:
                 suggestion="check the SQL and the index; this raises IndexError today",
             )
         column = columns[index]
+        names = [c.name for c in columns if c.name]
+        if (column.name is None or names.count(column.name) > 1) and cols.literal and rows.names:
+            finding = self._unnamed(span, code, value, column, names)
+            self._fixable.setdefault(cols.literal, []).append(
+                (info.path, index % len(columns), replace(finding, relies=rows.relies))
+            )
+            return None  # decided with every other read of that SQL literal (plan)
+        return self._unnamed(span, code, value, column, names) or self._named(
+            span, code, value, column, rows
+        )
+
+    def _unnamed(
+        self, span: Span, code: str, value: str, column: Column, names: list[str | None]
+    ) -> Site | None:
+        """The finding for a column without a name of its own, or None if it has one."""
         if column.name is None:
             alias = _alias_for(column.sql)
             return Site(
@@ -996,7 +1034,6 @@ class Analysis:
                 suggestion=f"alias it in the SQL (`{column.sql} AS {alias}`), then "
                 f'`{value}["{alias}"]`',
             )
-        names = [c.name for c in columns if c.name]
         if names.count(column.name) > 1:
             return Site(
                 span,
@@ -1005,6 +1042,11 @@ class Analysis:
                 suggestion=f"alias it apart in the SQL (`{column.sql} AS <unique name>`), then "
                 f'`{value}["<unique name>"]`',
             )
+        return None
+
+    def _named(self, span: Span, code: str, value: str, column: Column, rows: Rows) -> Site:
+        """A read of a named column: renamed when its rows answer names, else reported."""
+        assert column.name is not None
         if not rows.names:
             named = f'{value}["{column.name}"]'
             why = rows.why or "rows may be plain tuples"
@@ -1086,6 +1128,12 @@ class Analysis:
 # Helpers over ast --------------------------------------------------------------------------
 
 
+def _string_literals(tree: ast.AST) -> Iterator[ast.Constant]:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str):
+            yield node
+
+
 def _int_subscripts(tree: ast.AST) -> Iterator[ast.Subscript]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Subscript) and _int_index(node) is not None:
@@ -1114,6 +1162,17 @@ def key_of_code(code: str) -> str | None:
     except SyntaxError:
         return None
     return subscript_key(node) if isinstance(node, ast.Subscript) else None
+
+
+def _in_same_block_as(info: _File, statement: ast.AST, use: set[int]) -> bool:
+    """Whether ``statement`` runs on every path to a use with these ancestors: its block
+    holds one of them."""
+    holder = info.parents.get(statement)
+    for name in ("body", "orelse", "finalbody"):
+        block = getattr(holder, name, None)
+        if isinstance(block, list) and any(s is statement for s in block):
+            return any(id(s) in use for s in block)
+    return False
 
 
 def _sets_row_factory(info: _File, use: ast.AST, conn: ast.AST) -> bool:
@@ -1470,6 +1529,10 @@ def plan_for(
     *,
     fallback_rows: Rows | None = None,
     pending: bool = True,
+    unsafe_fixes: bool = False,
 ) -> Plan:
     """The named-rows plan of a run."""
-    return Analysis(sources, schema, fallback_rows=fallback_rows, pending=pending).plan()
+    analysis = Analysis(
+        sources, schema, fallback_rows=fallback_rows, pending=pending, unsafe_fixes=unsafe_fixes
+    )
+    return analysis.plan()

@@ -214,18 +214,62 @@ def test_row_read_straight_from_a_cursor_is_reported() -> None:
     )
 
 
-def test_noop_when_sql_is_dynamic() -> None:
-    assert_unchanged(
+def test_sql_grown_by_literal_where_clauses_keeps_its_columns_and_is_named() -> None:
+    assert_rewrites(
         """
         def f(name):
             query = "SELECT id, name FROM users WHERE 1 = 1"
             if name:
                 query += " AND name = %s"
+            query += " ORDER BY id"
             rows = execute_sql(query, (name,), fetch=True)
             return [r[1] for r in rows]
         """,
-        "CM101:7",
+        """
+        def f(name):
+            query = "SELECT id, name FROM users WHERE 1 = 1"
+            if name:
+                query += " AND name = %s"
+            query += " ORDER BY id"
+            rows = execute_sql(query, (name,), fetch=True)
+            return [r["name"] for r in rows]
+        """,
     )
+
+
+def test_sql_grown_by_what_may_change_the_columns_is_left_and_reported() -> None:
+    for growth in ('", email"', '" JOIN profiles p ON p.user_id = users.id"', "order"):
+        assert_unchanged(
+            f"""
+            def f(order):
+                query = "SELECT id, name FROM users"
+                if order:
+                    query += {growth}
+                rows = execute_sql(query, fetch=True)
+                return [r[1] for r in rows]
+            """,
+            "CM101:7",
+        )
+
+
+def test_unsafe_fixes_alias_the_sql_then_name_the_read() -> None:
+    before = """
+        def f():
+            total = execute_sql("SELECT COUNT(*) FROM users", fetch=True)
+            both = execute_sql("SELECT u.id, p.id FROM users u JOIN profiles p ON p.user_id = u.id", fetch=True)
+            return total[0][0], both[0][1]
+        """
+    context = CodemodContext()
+    command = NamedRowsCommand(context, schema=SCHEMA, plain_rows=None, unsafe_fixes=True)
+    result = transform_module(command, dedent(before))
+    assert isinstance(result, TransformSuccess)
+    assert '"SELECT COUNT(*) AS count FROM users"' in result.code
+    assert "p.id AS profiles_id FROM" in result.code
+    assert 'total[0]["count"], both[0]["profiles_id"]' in result.code
+    assert findings(context) == []
+    code, found = run(before)
+    assert code == dedent(before)
+    assert found == ["CM102:5", "CM103:5"]
 
 
 def test_dynamic_sql_finding_suggests_the_name_from_the_first_literal() -> None:
