@@ -256,7 +256,7 @@ def test_unsafe_fixes_alias_the_sql_then_name_the_read() -> None:
     before = """
         def f():
             total = execute_sql("SELECT COUNT(*) FROM users", fetch=True)
-            both = execute_sql("SELECT u.id, p.id FROM users u JOIN profiles p USING (id)", fetch=True)
+            both = execute_sql("SELECT u.id, p.id FROM users u, profiles p", fetch=True)
             return total[0][0], both[0][1]
         """
     context = CodemodContext()
