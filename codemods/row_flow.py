@@ -52,7 +52,6 @@ UNKNOWN_ROWS = Rows(None, True, why="the connection is not one the data-layer mo
 PLAIN = "plain"
 JSON_CALLS = frozenset(("jsonify", "dumps"))
 FETCHES = {"fetchone": "row", "fetchall": "rows", "fetchmany": "rows"}
-NEUTRAL = (None, (), [])
 _FUNCTIONS = ast.FunctionDef | ast.AsyncFunctionDef
 _COMPREHENSIONS = ast.ListComp | ast.SetComp | ast.DictComp | ast.GeneratorExp
 
@@ -195,10 +194,6 @@ def _own_nodes(scope: ast.AST) -> Iterator[ast.AST]:
 
 def _start(node: ast.AST) -> tuple[int, int]:
     return node.lineno, node.col_offset  # type: ignore[attr-defined]
-
-
-def _end(node: ast.AST) -> tuple[int, int]:
-    return node.end_lineno, node.end_col_offset  # type: ignore[attr-defined]
 
 
 def _int_index(node: ast.Subscript) -> int | None:
