@@ -6,9 +6,11 @@ want beside the one they transform in ``context.scratch``, and the engine report
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import libcst as cst
@@ -119,6 +121,36 @@ def is_pristine(text: str) -> bool | None:
 
 
 ENGINE = "claun.engine"
+ORIGINAL = "claun.original"
+"""The file's text before the run's first codemod (a codemod later in the run sees it moved)."""
+
+
+def moved(original: str, current: str) -> Callable[[int, int], tuple[int, int]]:
+    """Map a (line, 0-based column) of ``original`` to where that code is in ``current``
+    (earlier codemods may have added lines or indented blocks); unmatched lines stay put."""
+    if original == current:
+        return lambda line, column: (line, column)
+    old, new = original.splitlines(), current.splitlines()
+    lines: dict[int, tuple[int, int]] = {}
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            lines.update({i1 + k + 1: (j1 + k + 1, 0) for k in range(i2 - i1)})
+        elif tag == "replace":
+            stripped = [line.strip() for line in new[j1:j2]]
+            for i in range(i1, i2):
+                if old[i].strip() in stripped:
+                    j = j1 + stripped.index(old[i].strip())
+                    shift = (len(new[j]) - len(new[j].lstrip())) - (
+                        len(old[i]) - len(old[i].lstrip())
+                    )
+                    lines[i + 1] = (j + 1, shift)
+
+    def at(line: int, column: int) -> tuple[int, int]:
+        new_line, shift = lines.get(line, (line, 0))
+        return new_line, max(column + shift, 0)
+
+    return at
 
 
 def write_companions_if_standalone(context: CodemodContext) -> list[str]:

@@ -45,7 +45,7 @@ import libcst as cst
 from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
 
 from claun_migrate.codemods._sql import create_tables
-from claun_migrate.codemods._support import rely_on, report_at
+from claun_migrate.codemods._support import ORIGINAL, moved, rely_on, report_at
 from claun_migrate.codemods.data_layer import Rows, rows_are_shipped
 from claun_migrate.codemods.row_flow import key_of_code, plan_for
 
@@ -255,8 +255,10 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
         self._seen, self._rename, self._module = {}, {}, tree
         self._sql = dict(sql.get(filename, ()))  # type: ignore[union-attr]
         self._strings, self._concatenated = {}, 0
+        original = self.context.scratch.get(ORIGINAL, tree.code)
+        at = moved(original, tree.code)  # earlier codemods of the run may have moved lines
         for line, column, code, message, suggestion in found.get(filename, ()):  # type: ignore[union-attr]
-            report_at(self.context, line, column, code, message, suggestion)
+            report_at(self.context, *at(line, column), code, message, suggestion)
         if self._names or self._sql:
             for path in relies.get(filename, ()):  # type: ignore[union-attr]
                 rely_on(self.context, os.path.abspath(path))

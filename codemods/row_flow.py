@@ -462,6 +462,8 @@ class Analysis:
                     return self._fetched(info, call, func.value, owner, FETCHES[func.attr], frozen)
                 return None
             if func.attr == "cursor":
+                if _sets_row_factory(info, call, func.value):
+                    return Val("cursor", Rows(True, True))
                 return Val("cursor", UNKNOWN_ROWS)
             if func.attr in FETCHES:
                 cols = Cols(
@@ -681,9 +683,17 @@ class Analysis:
     def _unpacked(
         self, info: _File, top: ast.AST, value: ast.AST, name: str, frozen: tuple
     ) -> Val | None:
-        """``(row,) = rows``, ``first, *rest = rows``: rows unpacked into names."""
+        """``(row,) = rows``, ``first, *rest = rows``: rows unpacked into names; and
+        ``conn, cur = connect()``: one element of the tuples a function of the run returns."""
+        if not isinstance(top, ast.Tuple | ast.List):
+            return None
         source = self.value(info, value, frozen)
-        if source is None or source.kind != "rows" or not isinstance(top, ast.Tuple | ast.List):
+        if isinstance(value, ast.Call) and (source is None or source.kind == "conn"):
+            element = self._returned_element(info, value, top, name)
+            if element is not None and element.rows == UNKNOWN_ROWS and source is not None:
+                return replace(element, rows=source.rows)  # the data-layer model knows more
+            return element
+        if source is None or source.kind != "rows":
             return None
         for element in top.elts:
             if isinstance(element, ast.Name) and element.id == name:
@@ -695,6 +705,28 @@ class Analysis:
             ):
                 return source
         return None
+
+    def _returned_element(
+        self, info: _File, call: ast.Call, top: ast.Tuple | ast.List, name: str
+    ) -> Val | None:
+        """What ``name`` in ``top`` gets from ``call`` of a function of the run that returns
+        tuples of that length (``return conn, conn.cursor()``)."""
+        positions = [i for i, e in enumerate(top.elts) if isinstance(e, ast.Name) and e.id == name]
+        target = self.callee(info, call)
+        if (
+            len(positions) != 1
+            or target is None
+            or any(isinstance(e, ast.Starred) for e in top.elts)
+        ):
+            return None
+        owner, function, _ = target
+        returns = [n.value for n in _own_nodes(function) if isinstance(n, ast.Return)]
+        if not returns or not all(
+            isinstance(r, ast.Tuple) and len(r.elts) == len(top.elts) for r in returns
+        ):
+            return None
+        elements = [r.elts[positions[0]] for r in returns]  # type: ignore[union-attr]
+        return self._merge(owner, elements, (), elements[0])
 
     def _param_value(self, info: _File, function: ast.AST, param: ast.arg) -> Val | None:
         """What every caller passes for ``param``: one value when all pass rows of one query."""

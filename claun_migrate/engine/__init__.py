@@ -209,7 +209,9 @@ def _transform(
         return outcome
     code = text
     for name, cls, kwargs in codemods:
-        context = CodemodContext(filename=path, scratch={support.ENGINE: True})
+        context = CodemodContext(
+            filename=path, scratch={support.ENGINE: True, support.ORIGINAL: text}
+        )
         try:
             new_tree = cls(context, **kwargs).transform_module(tree)
         except SkipFile:
