@@ -52,6 +52,7 @@ from claun_migrate.codemods.row_flow import key_of_code, plan_for
 DESCRIPTION = 'Rewrite row[1] to row["name"] where the SQL proves the column; report the rest.'
 TRIGGERS = ("execute_sql", "fetchone", "fetchall", "fetchmany", "from_row")
 REQUIRES = ("pool-connections",)
+GATHER_SUFFIXES = (".sql",)  # schema files: CREATE TABLE statements for `SELECT *`
 
 NO_LAYER_CHECKED = "no data layer was checked (`--data-layer PATH` names a migrated one)"
 _DEFINES_EXECUTE_SQL = re.compile(r"^[ \t]*(?:async[ \t]+)?def[ \t]+execute_sql\b", re.MULTILINE)

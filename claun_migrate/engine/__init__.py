@@ -10,6 +10,7 @@ A codemod with unsafe fixes (opt-in edits, as ruff's) sets ``UNSAFE_FIXES = True
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import io
 import os
@@ -132,7 +133,7 @@ Registry = Mapping[str, type[Codemod]]
 
 
 def declared(cls: type[Codemod], name: str) -> tuple[str, ...]:
-    """``TRIGGERS``/``REQUIRES`` of a codemod: its class attribute, else its module's constant."""
+    """``TRIGGERS``/``REQUIRES``/``GATHER_SUFFIXES`` of a codemod: its class attribute, else its module's constant."""
     value = getattr(cls, name, None)
     if value is None:
         value = getattr(sys.modules[cls.__module__], name, ())
@@ -166,8 +167,11 @@ def _excluded(relative: str, name: str, exclude: Sequence[str]) -> bool:
     return any(fnmatch.fnmatch(relative, pat) or fnmatch.fnmatch(name, pat) for pat in exclude)
 
 
-def discover(paths: Iterable[Path], exclude: Sequence[str] = ()) -> list[Path]:
-    """Python files under ``paths``, skipping VCS, virtualenv, cache and build folders."""
+def discover(
+    paths: Iterable[Path], exclude: Sequence[str] = (), suffixes: tuple[str, ...] = (".py",)
+) -> list[Path]:
+    """Python files (or files with these ``suffixes``) under ``paths``, skipping VCS,
+    virtualenv, cache and build folders."""
     found: list[Path] = []
     for root in paths:
         if not root.is_dir():  # a file, or a link that cannot be followed: its read says why
@@ -184,7 +188,7 @@ def discover(paths: Iterable[Path], exclude: Sequence[str] = ()) -> list[Path]:
             found.extend(
                 here / f
                 for f in sorted(files)
-                if f.endswith(".py")
+                if f.endswith(suffixes)
                 and not _excluded((here / f).relative_to(root).as_posix(), f, exclude)
             )
     return found
@@ -676,7 +680,13 @@ def _scan(
     collector = _Collector(result)
     generated = support.GENERATED.encode()
     limit = int(os.environ.get("CLAUN_MIGRATE_MAX_FILE_BYTES") or MAX_FILE_BYTES)
-    for path in discover(paths, exclude):
+    others = tuple({s for n in names for s in declared(registry[n], "GATHER_SUFFIXES")})
+    gathered_only: dict[str, str] = {}
+    for path in discover(paths, exclude, (".py", *others)):
+        if path.suffix != ".py" and path.is_file():  # read for gather only (a schema.sql)
+            with contextlib.suppress(OSError, UnicodeDecodeError):
+                gathered_only[str(path)] = path.read_text(encoding="utf-8")
+            continue
         result.files_scanned += 1
         try:
             data = path.read_bytes()
@@ -704,7 +714,7 @@ def _scan(
             if wanted:
                 collector._fail(path, f"cannot decode: {exc}")
     # gather sees every file: whether code is a data-layer site depends on its imports
-    sources = {str(path): text for path, (text, _) in texts.items()}
+    sources = {**gathered_only, **{str(path): text for path, (text, _) in texts.items()}}
     kwargs = {n: _gather(registry[n], sources, unsafe_fixes) for n in names}
     for n in names:  # files a codemod's gathered arguments name, whatever their words
         targets = registry[n].targets(kwargs[n]) if hasattr(registry[n], "targets") else ()
