@@ -771,3 +771,16 @@ def test_gather_knows_whether_execute_sql_returns_the_shipped_row_type() -> None
     assert "svc/database.py" in str(plain({"svc/database.py": no_row_type}))
     other = "def execute_sql(sql):\n    return run(sql)\n"
     assert "other.py" in str(plain({"svc/database.py": MIGRATED_LAYER, "other.py": other}))
+
+
+def test_a_run_reads_the_schema_from_sql_files_beside_the_code(tmp_path: Path) -> None:
+    (tmp_path / "schema.sql").write_text("CREATE TABLE jobs (id INT, title TEXT);\n")
+    (tmp_path / "db.py").write_text(
+        "import psycopg2\n\n\ndef first_title():\n"
+        '    conn = psycopg2.connect("dbname=x")\n    try:\n        cur = conn.cursor()\n'
+        '        cur.execute("SELECT * FROM jobs")\n        return cur.fetchone()[1]\n'
+        "    finally:\n        conn.close()\n"
+    )
+    result = migrate([tmp_path / "db.py"], select=["named-rows"])
+    (change,) = [c for c in result.changes if c.path.name == "db.py"]
+    assert 'cur.fetchone()["title"]' in change.after

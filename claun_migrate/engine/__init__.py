@@ -680,13 +680,12 @@ def _scan(
     collector = _Collector(result)
     generated = support.GENERATED.encode()
     limit = int(os.environ.get("CLAUN_MIGRATE_MAX_FILE_BYTES") or MAX_FILE_BYTES)
-    others = tuple({s for n in names for s in declared(registry[n], "GATHER_SUFFIXES")})
-    gathered_only: dict[str, str] = {}
-    for path in discover(paths, exclude, (".py", *others)):
-        if path.suffix != ".py" and path.is_file():  # read for gather only (a schema.sql)
-            with contextlib.suppress(OSError, UnicodeDecodeError):
-                gathered_only[str(path)] = path.read_text(encoding="utf-8")
-            continue
+    others = tuple(sorted({s for n in names for s in declared(registry[n], "GATHER_SUFFIXES")}))
+    gathered_only: dict[str, str] = {}  # read for gather only (a schema.sql), under the root
+    for path in discover([root], exclude, others) if others and root.is_dir() else ():
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            gathered_only[str(path)] = path.read_text(encoding="utf-8")
+    for path in discover(paths, exclude):
         result.files_scanned += 1
         try:
             data = path.read_bytes()
