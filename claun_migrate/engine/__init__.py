@@ -1,7 +1,8 @@
 """The engine: find files, prefilter, parse each once, run the selected codemods, report or write.
 
 It knows nothing about pools or rows. Codemods declare ``TRIGGERS`` (substrings a file must
-contain to be parsed), optionally ``REQUIRES`` (codemods that must run too, earlier) and a
+contain to be parsed), optionally ``REQUIRES`` (codemods that must run too, earlier),
+``GATHER_SUFFIXES`` (other files under the run's root that ``gather`` reads, such as ``.sql``) and a
 ``gather(sources)`` classmethod whose result becomes constructor keyword arguments. They leave
 findings, companion files and requirements in ``context.scratch`` (see ``codemods._support``).
 A codemod with unsafe fixes (opt-in edits, as ruff's) sets ``UNSAFE_FIXES = True``; its
@@ -133,7 +134,8 @@ Registry = Mapping[str, type[Codemod]]
 
 
 def declared(cls: type[Codemod], name: str) -> tuple[str, ...]:
-    """``TRIGGERS``/``REQUIRES``/``GATHER_SUFFIXES`` of a codemod: its class attribute, else its module's constant."""
+    """``TRIGGERS``, ``REQUIRES`` or ``GATHER_SUFFIXES`` of a codemod: its class attribute, else
+    its module's constant."""
     value = getattr(cls, name, None)
     if value is None:
         value = getattr(sys.modules[cls.__module__], name, ())
