@@ -21,7 +21,7 @@ FIXTURE_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "legacy_back
 BACKEND_DIR = FIXTURE_DIR / "backend"
 PATTERNS_PATH = FIXTURE_DIR / "PATTERNS.md"
 DATA_LAYER_PATH = BACKEND_DIR / "app" / "services" / "database.py"
-VERDICTS = ("named", "kept", "review")
+VERDICTS = ("named", "kept", "unsafe", "review")
 
 
 @dataclass(frozen=True)
@@ -129,15 +129,21 @@ def load_sites(path: Path = PATTERNS_PATH) -> list[Site]:
 
 
 def function_lines(source: str, name: str) -> tuple[int, int]:
-    """First and last line (1-based, inclusive) of the top-level function ``name``."""
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.FunctionDef) and node.name == name:
+    """First and last line (1-based, inclusive) of the top-level function ``name``, or of the
+    method ``Class.method`` of a top-level class."""
+    *owner, function = name.split(".")
+    body = ast.parse(source).body
+    if owner:
+        classes = [n for n in body if isinstance(n, ast.ClassDef) and [n.name] == owner]
+        body = classes[0].body if classes else []
+    for node in body:
+        if isinstance(node, ast.FunctionDef) and node.name == function:
             return node.lineno, node.end_lineno or node.lineno
     raise LookupError(f"no function {name!r}")
 
 
 def function_source(source: str, name: str) -> str:
-    """The text of the top-level function ``name`` in ``source``."""
+    """The text of the function ``name`` (top-level, or ``Class.method``) in ``source``."""
     first, last = function_lines(source, name)
     return "\n".join(source.splitlines()[first - 1 : last])
 
