@@ -148,9 +148,33 @@ def function_source(source: str, name: str) -> str:
     return "\n".join(source.splitlines()[first - 1 : last])
 
 
+def _site_regex(code: str) -> str:
+    """The regex of a site's code; the SQL argument of an ``execute(...)`` in it may be found
+    wrapped in ``sql_for(conn, ...)``, as the pool codemod routes SQL, with the line wrapped."""
+    try:
+        calls = [
+            node
+            for node in ast.walk(ast.parse(code, mode="eval"))
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "execute"
+            and node.args
+        ]
+    except SyntaxError:
+        calls = []
+    if not calls:
+        return re.escape(code)
+    sql = calls[0].args[0]
+    start = sum(len(line) + 1 for line in code.splitlines()[: sql.lineno - 1]) + sql.col_offset
+    end = start + len(ast.get_source_segment(code, sql) or "")
+    before, after = re.escape(code[:start]), re.escape(code[end:])
+    wrapped = r"\s*(?:sql_for\(\w+,\s*" + re.escape(code[start:end]) + r"\s*\)"
+    return before + wrapped + "|" + re.escape(code[start:end]) + r")\s*" + after
+
+
 def site_matches(source: str, site: Site) -> list[re.Match[str]]:
     """Occurrences of ``site.site`` as a whole expression inside its function in ``source``."""
-    pattern = re.compile(r"(?<![\w.\]])" + re.escape(site.site) + r"(?![\w\[])")
+    pattern = re.compile(r"(?<![\w.\]])" + _site_regex(site.site) + r"(?![\w\[])")
     first, last = function_lines(source, site.function)
     lines = source.splitlines(keepends=True)
     start = sum(len(line) for line in lines[: first - 1])
