@@ -102,6 +102,15 @@ def check_patterns(patterns: Path, migrated: Path, unsafe_fixes: bool) -> dict[s
     return {verdict: [met[verdict], total[verdict]] for verdict in total}
 
 
+def error_lines(stdout: str, stderr: str) -> list[str]:
+    """The errors of an ``apply`` run: from its JSON report, else the last line of stderr."""
+    try:
+        errors = json.loads(stdout).get("errors", [])
+        return [f"{Path(e['file']).name}: {e['message']}" for e in errors]
+    except (ValueError, AttributeError, KeyError, TypeError):
+        return stderr.strip().splitlines()[-1:]
+
+
 def measure(backend: Path, migrated: Path | None, tool: str, flags: list[str], work: Path) -> Count:
     """Count one backend, running ``apply`` on a copy unless a migrated copy is given."""
     count = Count(name=backend.name if backend.name != "backend" else backend.parent.name)
@@ -116,8 +125,7 @@ def measure(backend: Path, migrated: Path | None, tool: str, flags: list[str], w
             env=env,
         )
         count.apply = done.returncode
-        if done.returncode == 2:
-            count.note = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
+        count.note = "; ".join(error_lines(done.stdout, done.stderr))
     before, after = count_files(backend), count_files(migrated)
     count.files = {
         path: [before.get(path, 0), after.get(path, 0)] for path in sorted(set(before) | set(after))
