@@ -21,7 +21,7 @@ FIXTURE_DIR = Path(__file__).resolve().parent.parent / "fixtures" / "legacy_back
 BACKEND_DIR = FIXTURE_DIR / "backend"
 PATTERNS_PATH = FIXTURE_DIR / "PATTERNS.md"
 DATA_LAYER_PATH = BACKEND_DIR / "app" / "services" / "database.py"
-VERDICTS = ("named", "kept", "review")
+VERDICTS = ("named", "kept", "unsafe", "review")
 
 
 @dataclass(frozen=True)
@@ -129,22 +129,52 @@ def load_sites(path: Path = PATTERNS_PATH) -> list[Site]:
 
 
 def function_lines(source: str, name: str) -> tuple[int, int]:
-    """First and last line (1-based, inclusive) of the top-level function ``name``."""
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.FunctionDef) and node.name == name:
+    """First and last line (1-based, inclusive) of the top-level function ``name``, or of the
+    method ``Class.method`` of a top-level class."""
+    *owner, function = name.split(".")
+    body = ast.parse(source).body
+    if owner:
+        classes = [n for n in body if isinstance(n, ast.ClassDef) and [n.name] == owner]
+        body = classes[0].body if classes else []
+    for node in body:
+        if isinstance(node, ast.FunctionDef) and node.name == function:
             return node.lineno, node.end_lineno or node.lineno
     raise LookupError(f"no function {name!r}")
 
 
 def function_source(source: str, name: str) -> str:
-    """The text of the top-level function ``name`` in ``source``."""
+    """The text of the function ``name`` (top-level, or ``Class.method``) in ``source``."""
     first, last = function_lines(source, name)
     return "\n".join(source.splitlines()[first - 1 : last])
 
 
+def _site_regex(code: str) -> str:
+    """The regex of a site's code; the SQL argument of an ``execute(...)`` in it may be found
+    wrapped in ``sql_for(conn, ...)``, as the pool codemod routes SQL, with the line wrapped."""
+    try:
+        calls = [
+            node
+            for node in ast.walk(ast.parse(code, mode="eval"))
+            if isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "execute"
+            and node.args
+        ]
+    except SyntaxError:
+        calls = []
+    if not calls:
+        return re.escape(code)
+    sql = calls[0].args[0]
+    start = sum(len(line) + 1 for line in code.splitlines()[: sql.lineno - 1]) + sql.col_offset
+    end = start + len(ast.get_source_segment(code, sql) or "")
+    before, after = re.escape(code[:start]), re.escape(code[end:])
+    wrapped = r"\s*(?:sql_for\(\w+,\s*" + re.escape(code[start:end]) + r"\s*\)"
+    return before + wrapped + "|" + re.escape(code[start:end]) + r")\s*" + after
+
+
 def site_matches(source: str, site: Site) -> list[re.Match[str]]:
     """Occurrences of ``site.site`` as a whole expression inside its function in ``source``."""
-    pattern = re.compile(r"(?<![\w.\]])" + re.escape(site.site) + r"(?![\w\[])")
+    pattern = re.compile(r"(?<![\w.\]])" + _site_regex(site.site) + r"(?![\w\[])")
     first, last = function_lines(source, site.function)
     lines = source.splitlines(keepends=True)
     start = sum(len(line) for line in lines[: first - 1])

@@ -113,9 +113,11 @@ def test_json_report_lists_the_changed_files_edits_and_each_finding(
     assert [(f["file"], f["created"]) for f in report["files_changed"]] == [
         ("backend/app/models/database.py", False),
         ("backend/app/routes/library.py", False),
+        ("backend/app/routes/reviews.py", False),
         (services + "database.py", False),
         (services + "library_db.py", False),
         (services + "library_links.py", False),
+        (services + "review_store.py", False),
         (services + "db_pool.py", True),
         (services + "db_rows.py", True),
         (services + "db_sqlite.py", True),

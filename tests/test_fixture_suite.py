@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import pytest
 from fixture_tools import BACKEND_DIR, VERDICTS, load_sites, run_backend_suite, site_matches
 
-TESTS_ON_SQLITE = 34
-POSTGRES_ONLY_TESTS = 77
+TESTS_ON_SQLITE = 40
+POSTGRES_ONLY_TESTS = 79
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_patterns_list_enough_sites_shapes_and_verdicts():
     assert len({site.shape for site in sites}) >= 8
     assert set(verdicts) <= set(VERDICTS)
     assert verdicts["named"] >= 25
-    assert verdicts["review"] >= 12
+    assert all(verdicts[verdict] >= 2 for verdict in VERDICTS), verdicts
     assert [site.number for site in sites] == list(range(1, len(sites) + 1))
 
 
@@ -62,11 +62,20 @@ def test_every_pattern_site_occurs_once_in_its_function():
         assert len(site_matches(source, site)) == 1, site
 
 
-def _int_subscripts(tree: ast.AST) -> Iterator[tuple[str, ast.Subscript, ast.AST]]:
+def _functions(tree: ast.Module) -> Iterator[tuple[str, ast.FunctionDef]]:
+    """Top-level functions by name, methods of top-level classes as ``Class.method``."""
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef):
+            yield node.name, node
+        elif isinstance(node, ast.ClassDef):
+            for method in node.body:
+                if isinstance(method, ast.FunctionDef):
+                    yield f"{node.name}.{method.name}", method
+
+
+def _int_subscripts(tree: ast.Module) -> Iterator[tuple[str, ast.Subscript, ast.AST]]:
     """(function, outermost ``x[<int>]`` node, parent) for every integer subscript."""
-    for function in ast.walk(tree):
-        if not isinstance(function, ast.FunctionDef):
-            continue
+    for name, function in _functions(tree):
         for parent in ast.walk(function):
             for node in ast.iter_child_nodes(parent):
                 if (
@@ -75,7 +84,7 @@ def _int_subscripts(tree: ast.AST) -> Iterator[tuple[str, ast.Subscript, ast.AST
                     and isinstance(node.slice.value, int)
                     and not (isinstance(parent, ast.Subscript) and parent.value is node)
                 ):
-                    yield function.name, node, parent
+                    yield name, node, parent
 
 
 def test_every_integer_subscript_in_the_backend_is_a_listed_site():

@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -180,3 +181,63 @@ def test_backend_run_rejects_a_folder_without_the_entry_file(tmp_path):
 
 def test_shutil_which_finds_the_tool_of_this_venv():
     assert shutil.which(TOOL), "claun-migrate must be installed in the test venv"
+
+
+def test_named_sites_counts_chains_ending_in_an_integer_once():
+    sites = load("named_sites")
+    source = "a = r[0] + res[0][0] + res[0]['id'] + r[k] + r[0:2] + f()[9]\nb = r[-1]\n"
+    assert sites.positional_reads(source) == 3
+    assert sites.positional_reads("x = r[0] +\n") == 1  # does not parse: the regex counts
+
+
+def test_named_sites_compares_a_backend_with_its_migrated_copy_per_file(tmp_path):
+    legacy = write(
+        tmp_path / "legacy",
+        {"app.py": "x = row[0] + row[1]\n", "db.py": "y = rows[0][0]\n", "tests/t.py": "r[0]\n"},
+    )
+    migrated = write(
+        tmp_path / "migrated",
+        {"app.py": "x = row['id'] + row[1]\n", "db.py": "y = rows[0]['n']\n", "tests/t.py": ""},
+    )
+    out = tmp_path / "counts.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/named_sites.py"), str(legacy)]
+        + ["--migrated", str(migrated), "--json", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(out.read_text())
+    assert row["files"] == {"app.py": [2, 1], "db.py": [1, 0]}
+    assert (row["before"], row["after"], row["apply"], row["patterns"]) == (3, 1, None, None)
+    assert "legacy: db.py: 1 -> 0" in done.stdout
+
+
+def test_named_sites_on_the_fixture_checks_every_patterns_verdict(tmp_path):
+    sys.path.insert(0, str(REPO / "tests"))
+    from fixture_tools import load_sites
+
+    out = tmp_path / "counts.json"
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/named_sites.py"), str(FIXTURE)]
+        + ["--tool", TOOL, "--json", str(out)],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    (row,) = json.loads(out.read_text())
+    verdicts = Counter(site.verdict for site in load_sites())
+    assert {v: total for v, (_, total) in row["patterns"].items()} == verdicts
+    named, _ = row["patterns"]["named"]
+    assert row["apply"] == 0 and row["before"] - row["after"] >= named > 0
+    assert row["patterns"]["kept"] == [verdicts["kept"]] * 2
+    assert "PATTERNS.md verdicts met: named" in done.stdout
+
+
+def test_named_sites_rejects_a_missing_folder(tmp_path):
+    done = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks/named_sites.py"), str(tmp_path / "nope")],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2 and "not a folder" in done.stderr
