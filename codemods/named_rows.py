@@ -174,7 +174,8 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
         names: Mapping[str, Sequence[tuple[tuple[str, int], str]]] | None = None,
         found: Mapping[str, Sequence[Finding]] | None = None,
         relies: Mapping[str, Sequence[str]] | None = None,
-        sql: Mapping[str, Sequence[tuple[tuple[str, int], str]]] | None = None,
+        sql: Mapping[str, Sequence[tuple[tuple[str, int], Sequence[tuple[str, str]]]]]
+        | None = None,
         unsafe_fixes: bool = False,
     ) -> None:
         """``names``/``found``/``relies``: the run's plan (``gather``); without it (libcst's
@@ -193,12 +194,13 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
         self.plain_rows = plain_rows
         self.unsafe_fixes = unsafe_fixes
         self.plan = None if names is None else (names, found or {}, relies or {}, sql or {})
-        self._sql: dict[tuple[str, int], str] = {}
+        self._sql: dict[tuple[str, int], Sequence[tuple[str, str]]] = {}
         self._strings: dict[str, int] = {}
         self._concatenated = 0
         self._names: dict[tuple[str, int], str] = {}
         self._seen: dict[str, int] = {}
         self._rename: dict[cst.CSTNode, str] = {}
+        self._pieces: dict[cst.CSTNode, dict[str, str]] = {}
         self._module = cst.Module(body=[])
 
     @staticmethod
@@ -263,7 +265,10 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
         if self._names or self._sql:
             for path in relies.get(filename, ()):  # type: ignore[union-attr]
                 rely_on(self.context, os.path.abspath(path))
-        return super().transform_module_impl(tree)
+        result = super().transform_module_impl(tree)
+        if len(self._pieces) != len(self._sql):  # names read from them would raise KeyError
+            raise RuntimeError("an SQL literal planned for an unsafe fix was not found")
+        return result
 
     def visit_Subscript(self, node: cst.Subscript) -> None:
         """Count the row reads like the analysis did (by what they are, in source order)."""
@@ -300,19 +305,17 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
         """Count SQL literals like the analysis did (by their source, in source order)."""
         if not self._sql:
             return
-        text = self._module.code_for_node(node)
-        self._strings[text] = self._strings.get(text, 0) + 1
-        if (text, self._strings[text]) in self._sql:
-            self._rename[node] = self._sql[(text, self._strings[text])]  # type: ignore[index]
+        value = node.evaluated_value
+        if not isinstance(value, str):
+            return
+        key = repr(value)
+        self._strings[key] = self._strings.get(key, 0) + 1
+        if (key, self._strings[key]) in self._sql:
+            self._pieces[node] = dict(self._sql[(key, self._strings[key])])
 
     def _edited(self, original: cst.CSTNode, updated: cst.BaseExpression) -> cst.BaseExpression:
-        source = self._rename.get(original)  # type: ignore[call-overload]
-        if source is None:
-            return updated
-        return cst.parse_expression(source).with_changes(
-            lpar=updated.lpar,  # type: ignore[attr-defined]
-            rpar=updated.rpar,  # type: ignore[attr-defined]
-        )
+        pieces = self._pieces.get(original)
+        return updated if pieces is None else _replace_pieces(updated, pieces)
 
     def leave_Subscript(
         self, original_node: cst.Subscript, updated_node: cst.Subscript
@@ -322,6 +325,18 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
             return updated_node
         key = cst.Index(cst.SimpleString(_literal(name)))
         return updated_node.with_changes(slice=[cst.SubscriptElement(key)])
+
+
+def _replace_pieces(node: cst.BaseExpression, pieces: Mapping[str, str]) -> cst.BaseExpression:
+    """``node`` (a string literal, or an implicit concatenation of them) with the pieces
+    whose source is a key of ``pieces`` replaced; all else, layout included, kept."""
+    if isinstance(node, cst.SimpleString) and node.value in pieces:
+        return node.with_changes(value=pieces[node.value])
+    if isinstance(node, cst.ConcatenatedString):
+        return node.with_changes(
+            left=_replace_pieces(node.left, pieces), right=_replace_pieces(node.right, pieces)
+        )
+    return node
 
 
 def _int_index(node: cst.Subscript) -> bool:

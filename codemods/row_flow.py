@@ -22,7 +22,9 @@ rename, and findings.
 from __future__ import annotations
 
 import ast
+import io
 import os
+import tokenize
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from types import SimpleNamespace
@@ -102,8 +104,9 @@ class Plan:
     move lines before named-rows sees the file, but they do not change row reads."""
     findings: dict[str, list[tuple[int, int, str, str, str]]] = field(default_factory=dict)
     relies: dict[str, set[str]] = field(default_factory=dict)
-    sql: dict[str, dict[tuple[str, int], str]] = field(default_factory=dict)
-    """SQL literal edits (``--unsafe-fixes``) by file: (literal source, occurrence) -> source."""
+    sql: dict[str, dict[tuple[str, int], tuple[tuple[str, str], ...]]] = field(default_factory=dict)
+    """SQL literal edits (``--unsafe-fixes``) by file: (repr of the literal's value,
+    occurrence) -> the pieces of the literal (implicit concatenation) to replace, old -> new."""
     literal_spans: dict[str, dict[Span, str]] = field(default_factory=dict)
 
     def add(self, path: str, site: Site) -> None:
@@ -970,11 +973,12 @@ class Analysis:
             if edits:
                 counted: dict[str, int] = {}
                 for node in sorted(_string_literals(info.tree), key=_start):
-                    text = info.code(node)
-                    counted[text] = counted.get(text, 0) + 1
+                    value = repr(node.value)
+                    counted[value] = counted.get(value, 0) + 1
                     new = edits.get(info.span(node))
-                    if new is not None:
-                        plan.sql.setdefault(info.path, {})[(text, counted[text])] = new
+                    pieces = _changed_pieces(info.code(node), new) if new is not None else None
+                    if pieces:
+                        plan.sql.setdefault(info.path, {})[(value, counted[value])] = pieces
         return plan
 
     def _fix_sql(self, plan: Plan) -> None:
@@ -1153,6 +1157,24 @@ class Analysis:
 
 
 # Helpers over ast --------------------------------------------------------------------------
+
+
+def _changed_pieces(old: str, new: str) -> tuple[tuple[str, str], ...] | None:
+    """The string tokens of the literal source ``old`` that differ in ``new``, old -> new."""
+    try:
+        before, after = (
+            [
+                t.string
+                for t in tokenize.generate_tokens(io.StringIO(f"({s})").readline)
+                if t.type == tokenize.STRING
+            ]
+            for s in (old, new)
+        )
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    if len(before) != len(after):
+        return None
+    return tuple((a, b) for a, b in zip(before, after, strict=True) if a != b)
 
 
 def _string_literals(tree: ast.AST) -> Iterator[ast.Constant]:

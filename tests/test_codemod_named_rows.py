@@ -718,8 +718,10 @@ def _named_lines(folder: str) -> set[tuple[str, int]]:
 
 def test_routes_without_their_data_layer_are_reported_not_rewritten(tmp_path: Path) -> None:
     """``apply backend/app/routes``: database.py is not migrated, rows stay plain tuples and
-    ``row["id"]`` would raise TypeError, so every site that would be named is reported (CM111,
-    or CM108 for ``SELECT *``, whose CREATE TABLE is in database.py, outside the run)."""
+    ``row["id"]`` would raise TypeError, so every ``execute_sql`` site that would be named is
+    reported (CM111, or CM108 for ``SELECT *``, whose CREATE TABLE is in database.py, outside
+    the run). Rows read through review_store's helpers, outside the run too, are not known to
+    be rows at all: nothing is changed there either."""
     backend = _copy_backend(tmp_path)
     result = migrate([backend / "app" / "routes"], jobs=1)
     assert (result.changes, result.errors) == ([], [])
@@ -727,11 +729,11 @@ def test_routes_without_their_data_layer_are_reported_not_rewritten(tmp_path: Pa
         (f.path.relative_to(backend).as_posix(), f.finding.line): f.finding.code
         for f in result.findings
     }
-    named = _named_lines("app/routes/")
+    named = {site for site in _named_lines("app/routes/") if "reviews" not in site[0]}
     assert {site: found.get(site) for site in named} == {
         site: "CM108" if found.get(site) == "CM108" else "CM111" for site in named
     }
-    assert [found[site] for site in named].count("CM111") == len(named) - 5 == 30
+    assert [found[site] for site in named].count("CM111") == len(named) - 5 == 41
     sample = next(f.finding for f in result.findings if f.finding.code == "CM111")
     assert "plain tuples" in sample.message and "TypeError" in sample.message
     assert "same run" in sample.suggestion

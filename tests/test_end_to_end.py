@@ -147,18 +147,21 @@ def test_rows_that_are_already_dicts_get_no_finding(migration: Migration) -> Non
     assert migration.apply.returncode == 0 and found == []
 
 
-@pytest.mark.xfail(strict=False, reason="opt-in level not wired yet")
+@pytest.mark.postgres
 def test_unsafe_fixes_name_the_unsafe_sites_too_and_the_suite_still_passes(
-    tmp_path: Path,
+    tmp_path: Path, postgres_server_url: str
 ) -> None:
     """``apply --unsafe-fixes`` edits the SQL (aliases ``COUNT(*)`` and duplicate ids) and names
-    the ``unsafe`` sites as well; the migrated suite passes on SQLite, none skipped."""
+    the ``unsafe`` sites as well; the migrated suite passes on SQLite (none skipped) and on
+    PostgreSQL."""
     backend = Path(shutil.copytree(BACKEND_DIR, tmp_path / "backend"))
     applied = cli("apply", "--unsafe-fixes", "--format", "json", backend)
     assert applied.returncode == 0, applied.stderr
     assert_sites_have_their_verdicts(backend, json.loads(applied.stdout), {"named", "unsafe"})
     after = run_backend_suite(backend, None, env={"FIXTURE_RUN_ALL": "1"})
     assert after.ok and not after.skipped, after.output[-3000:]
+    on_postgres = run_backend_suite(backend, create_database(postgres_server_url))
+    assert on_postgres.ok and not on_postgres.skipped, on_postgres.output[-3000:]
 
 
 def test_migrated_suite_passes_on_sqlite_including_the_postgres_only_tests(
