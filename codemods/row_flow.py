@@ -288,12 +288,14 @@ class Analysis:
             if func.id in info.functions:
                 return info, info.functions[func.id], False
             if func.id in info.classes:
-                return None
+                return _constructor(info, info.classes[func.id])
             bound = info.imports.get(func.id)
             if bound is not None and bound[1] is not None:
                 owner = self.files.get(bound[0])
                 if owner is not None and bound[1] in owner.functions:
                     return owner, owner.functions[bound[1]], False
+                if owner is not None and bound[1] in owner.classes:
+                    return _constructor(owner, owner.classes[bound[1]])
             return None
         if not isinstance(func, ast.Attribute) or not isinstance(func.value, ast.Name):
             return None
@@ -334,6 +336,10 @@ class Analysis:
         not followed (passed as a value, called through an object)."""
         calls = self._calls.get(id(function), [])
         name = function.name  # type: ignore[attr-defined]
+        if name == "__init__":  # called as its class: `User(row)`
+            owner = self.file_of_node[id(function)]
+            klass = owner.class_of(function)
+            name = klass.name if klass is not None else name
         if self._references.get(name, 0) > len(calls):
             return None
         return calls
@@ -1181,6 +1187,14 @@ def _string_literals(tree: ast.AST) -> Iterator[ast.Constant]:
     for node in ast.walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             yield node
+
+
+def _constructor(info: _File, klass: ast.ClassDef) -> tuple[_File, ast.AST, bool] | None:
+    """``Class(...)`` runs ``Class.__init__`` with the instance first."""
+    for node in klass.body:
+        if isinstance(node, _FUNCTIONS) and node.name == "__init__":
+            return info, node, True
+    return None
 
 
 def _int_subscripts(tree: ast.AST) -> Iterator[ast.Subscript]:

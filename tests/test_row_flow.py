@@ -286,3 +286,29 @@ def test_the_same_name_bound_in_two_branches_to_different_queries_is_ambiguous()
         fallback,
     )
     assert found == {"routes.py": ["CM109:6"]}
+
+
+def test_a_constructor_whose_every_caller_passes_one_query_reads_it_by_name() -> None:
+    names, found = plan(
+        {
+            "db.py": PG_LAYER,
+            "models.py": """\
+            from db import connect
+
+            class User:
+                def __init__(self, data):
+                    self.id, self.email = data[0], data[1]
+
+            def load(i):
+                conn = connect()
+                try:
+                    cur = conn.cursor()
+                    cur.execute("SELECT * FROM users WHERE id = %s", (i,))
+                    return User(cur.fetchone())
+                finally:
+                    conn.close()
+            """,
+        }
+    )
+    assert names == {"models.py": [(5, "email"), (5, "id")]}
+    assert found == {}

@@ -8,6 +8,7 @@ A test that passed before and does not pass after is a regression; nothing else 
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -455,6 +456,11 @@ def _pairs(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -
 )
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @click.option("--timeout", default=900.0, show_default=True, help="Seconds per suite run.")
+@click.option(
+    "--unsafe-fixes",
+    is_flag=True,
+    help="Migrate with the unsafe fixes too (SQL aliases), as `apply --unsafe-fixes` does.",
+)
 @internal_errors_exit_2
 def verify_command(
     path: Path,
@@ -464,6 +470,7 @@ def verify_command(
     env: dict[str, str],
     fmt: str,
     timeout: float,
+    unsafe_fixes: bool,
 ) -> int:
     """Run PATH's test suite before and after migration on SQLite and PostgreSQL.
 
@@ -474,6 +481,7 @@ def verify_command(
         comparisons, _ = verify(
             path.resolve(),
             Path(work),
+            migrate=functools.partial(migrate_tree, unsafe_fixes=unsafe_fixes),
             databases=DATABASES if database == "both" else (database,),
             command=shlex.split(tests) if tests else None,
             database_url=database_url,
