@@ -229,6 +229,7 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
         if self._edit(first, "row-factory") is not None:
             return self._drop()
         if isinstance(first, cst.Expr) and self._edit(first.value, "drop") is not None:
+            RemoveImportsVisitor.remove_unused_import_by_node(self.context, first.value)
             return self._drop()
         return updated_node
 

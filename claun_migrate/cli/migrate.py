@@ -128,6 +128,7 @@ def run(
                 jobs=jobs,
                 cache_dir=None if no_cache else default_dir(),
                 confirm=write,
+                line_length=config.line_length,
             )
     except SelectionError as exc:
         raise click.UsageError(str(exc)) from exc

@@ -1,0 +1,330 @@
+"""Line wrapping after the codemods: a statement an edit pushed past the limit is split as black
+would split it in the simple cases; every other line is left as it is.
+
+A line is ours when the run changed it and made it longer (``row[0]`` -> ``row["name"]``, a call
+gaining ``cursor_factory=...``, a block indented into ``try``). A simple statement holding such
+a line past the limit is laid out again from its tokens: split at its last bracket pair whose
+head fits, the contents on one line when they fit (call arguments) or one element per line with
+a trailing comma, recursively. Statements with comments, backslashes, multi-line strings or no
+bracket to split are left; a new statement must parse to the same ``ast`` as the old one, and
+the new file must compile, else the file is returned unchanged. Nothing here knows codemods.
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import io
+import keyword
+import tokenize
+from dataclasses import dataclass
+
+DEFAULT_LINE_LENGTH = 88
+_INDENT = "    "
+_OPEN = {"(": ")", "[": "]", "{": "}"}
+_CLOSE = frozenset(_OPEN.values())
+_SKIP = frozenset(
+    (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)
+)
+_FSTRING_START = getattr(tokenize, "FSTRING_START", None)
+_FSTRING_END = getattr(tokenize, "FSTRING_END", None)
+
+
+def wrap(before: str, after: str, limit: int) -> str:
+    """``after`` with each simple statement that has a line the run lengthened past ``limit``
+    split over several lines; ``after`` itself when nothing needs or allows it."""
+    grown = grown_lines(before, after, limit)
+    if not grown:
+        return after
+    try:
+        tree = ast.parse(after)
+    except (SyntaxError, ValueError):
+        return after
+    lines = after.splitlines(keepends=True)
+    spans = _statement_spans(lines, tree)
+    changed = False
+    for first, last in sorted(spans, reverse=True):
+        if not any(first <= line <= last for line in grown):
+            continue
+        new = _relayout(lines[first - 1 : last], limit)
+        if new is not None:
+            lines[first - 1 : last] = new
+            changed = True
+    if not changed:
+        return after
+    result = "".join(lines)
+    try:
+        compile(result, "<layout>", "exec", dont_inherit=True)
+    except (SyntaxError, ValueError):
+        return after
+    return result
+
+
+def grown_lines(before: str, after: str, limit: int) -> set[int]:
+    """Line numbers (1-based, in ``after``) past ``limit`` that the change made longer: a
+    changed line is compared with the old line of the same text (re-indented), else with the
+    old line at the same place in an equally long changed block, else with the longest one."""
+    old, new = before.splitlines(), after.splitlines()
+    grown: set[int] = set()
+    matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            continue
+        block = old[i1:i2]
+        stripped = {line.strip(): len(line) for line in block}
+        for offset, j in enumerate(range(j1, j2)):
+            line = new[j]
+            if len(line) <= limit:
+                continue
+            if line.strip() in stripped:
+                was = stripped[line.strip()]
+            elif len(block) == j2 - j1:
+                was = len(block[offset])
+            else:
+                was = max((len(b) for b in block), default=0)
+            if len(line) > was:
+                grown.add(j + 1)
+    return grown
+
+
+def _statement_spans(source: list[str], tree: ast.Module) -> list[tuple[int, int]]:
+    """(first, last) line of every simple statement alone on its lines."""
+    spans: list[tuple[int, int]] = []
+    taken: dict[int, int] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.stmt) or _is_compound(node):
+            continue
+        last = node.end_lineno or node.lineno
+        line = source[node.lineno - 1]
+        if line[: node.col_offset].strip():  # after `if x:` or `else:` on its line
+            continue
+        spans.append((node.lineno, last))
+        for number in {node.lineno, last}:
+            taken[number] = taken.get(number, 0) + 1
+    return [(a, b) for a, b in spans if taken[a] == 1 and taken[b] == 1]
+
+
+def _is_compound(node: ast.stmt) -> bool:
+    return any(isinstance(getattr(node, name, None), list) for name in ("body", "orelse"))
+
+
+@dataclass(frozen=True)
+class _Token:
+    text: str
+    kind: int
+    gap: str  # the whitespace before it, on one line
+
+
+def _relayout(lines: list[str], limit: int) -> list[str] | None:
+    """The statement on ``lines`` laid out within ``limit``, or None to leave it."""
+    first = lines[0]
+    indent = first[: len(first) - len(first.lstrip())]
+    if "\t" in indent:
+        return None
+    newline = first[len(first.rstrip("\r\n")) :] or "\n"
+    source = "".join(lines)[len(indent) :]
+    tokens = _tokens(source)
+    if tokens is None:
+        return None
+    laid = _Layout(tokens, limit).line(0, len(tokens), "", indent)
+    if laid is None:
+        return None
+    text = newline.join(laid)
+    try:
+        same = ast.dump(ast.parse(source)) == ast.dump(ast.parse(text[len(indent) :]))
+    except (SyntaxError, ValueError):
+        return None
+    if not same:
+        return None
+    last = lines[-1]
+    ending = last[len(last.rstrip("\r\n")) :]
+    return [line + newline for line in laid[:-1]] + [laid[-1] + ending]
+
+
+def _tokens(source: str) -> list[_Token] | None:
+    """The statement's tokens with the spacing between them, or None when it holds something
+    that a new layout could lose (a comment, a backslash, a multi-line string)."""
+    try:
+        raw = list(tokenize.generate_tokens(io.StringIO(source).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return None
+    physical = source.splitlines(keepends=True)
+    tokens: list[_Token] = []
+    previous: tuple[int, int] | None = None
+    depth = 0
+    start: tuple[int, int] | None = None
+    for token in raw:
+        if token.type in _SKIP:
+            continue
+        if token.type == tokenize.COMMENT or "\n" in token.string:
+            return None
+        if _FSTRING_START is not None and token.type == _FSTRING_START:  # one atom, whole
+            depth += 1
+            if depth == 1:
+                start = token.start
+            continue
+        if depth:
+            if token.type == _FSTRING_END:
+                depth -= 1
+                if depth == 0 and start is not None:
+                    text = _slice(physical, start, token.end)
+                    if text is None:
+                        return None
+                    tokens.append(_Token(text, tokenize.STRING, _gap(physical, previous, start)))
+                    previous = token.end
+            continue
+        tokens.append(_Token(token.string, token.type, _gap(physical, previous, token.start)))
+        previous = token.end
+    if any("\\" in t.gap for t in tokens):
+        return None
+    return _normalise(tokens)
+
+
+def _slice(physical: list[str], start: tuple[int, int], end: tuple[int, int]) -> str | None:
+    if start[0] != end[0]:
+        return None
+    return physical[start[0] - 1][start[1] : end[1]]
+
+
+def _gap(physical: list[str], previous: tuple[int, int] | None, start: tuple[int, int]) -> str:
+    """Spacing between two tokens; ``"\\n"`` when a line break separates them."""
+    if previous is None:
+        return ""
+    if previous[0] != start[0]:
+        text = physical[previous[0] - 1][previous[1] :]
+        return "\\" if text.rstrip("\r\n").rstrip().endswith("\\") else "\n"
+    return physical[start[0] - 1][previous[1] : start[1]]
+
+
+def _normalise(tokens: list[_Token]) -> list[_Token]:
+    """Line breaks between tokens become what one line would hold: nothing inside a bracket's
+    edges, one space elsewhere."""
+    out: list[_Token] = []
+    for index, token in enumerate(tokens):
+        gap = token.gap
+        if "\n" in gap:
+            before = tokens[index - 1].text if index else ""
+            gap = "" if before in _OPEN or token.text in _CLOSE or token.text == "," else " "
+        out.append(_Token(token.text, token.kind, gap))
+    return out
+
+
+class _Layout:
+    """Black's right-hand split over one statement's tokens."""
+
+    def __init__(self, tokens: list[_Token], limit: int) -> None:
+        self.tokens = tokens
+        self.limit = limit
+        self.match: dict[int, int] = {}
+        stack: list[int] = []
+        for index, token in enumerate(tokens):
+            if token.kind != tokenize.OP:
+                continue
+            if token.text in _OPEN:
+                stack.append(index)
+            elif token.text in _CLOSE and stack:
+                self.match[stack.pop()] = index
+        self.magic = {c for o, c in self.match.items() if self._magic(o, c)}
+
+    def render(self, a: int, b: int) -> str:
+        if a >= b:
+            return ""
+        return self.tokens[a].text + "".join(t.gap + t.text for t in self.tokens[a + 1 : b])
+
+    def fits(self, a: int, b: int, prefix: str, suffix: str = "") -> bool:
+        text = prefix + self.render(a, b) + suffix
+        return len(text) <= self.limit and not any(a <= c < b for c in self.magic)
+
+    def line(self, a: int, b: int, suffix: str, indent: str) -> list[str] | None:
+        """Tokens ``a:b`` plus ``suffix`` as lines at ``indent`` (None: cannot be split)."""
+        if self.fits(a, b, indent, suffix):
+            return [indent + self.render(a, b) + suffix]
+        pairs = [(o, c) for o, c in self._top_pairs(a, b) if c - o > 1]
+        for o, c in reversed(pairs):
+            if not self.fits(a, o + 1, indent) or not self.fits(c, b, indent, suffix):
+                continue
+            body = self.body(o, c, indent + _INDENT)
+            if body is not None:
+                tail = indent + self.render(c, b) + suffix
+                return [indent + self.render(a, o + 1), *body, tail]
+        strings = range(a, b)
+        if len(strings) > 1 and all(self.tokens[i].kind == tokenize.STRING for i in strings):
+            parts = [indent + self.tokens[i].text for i in strings]
+            return [*parts[:-1], parts[-1] + suffix]
+        return None
+
+    def body(self, o: int, c: int, indent: str) -> list[str] | None:
+        """The contents of the bracket pair ``o``/``c``: on one line when they fit (except a
+        collection display of several elements), else one element per line."""
+        commas = self._top(o + 1, c, ",")
+        kind = self._kind(o, commas)
+        plain = not self._top(o + 1, c, "for") and not self._top(o + 1, c, "lambda")
+        several = bool(commas) and plain and kind != "paren"
+        hug = c not in self.magic and not (several and kind == "display")
+        if hug and self.fits(o + 1, c, indent):
+            return [indent + self.render(o + 1, c)]
+        if not several:
+            return None if commas else self.line(o + 1, c, "", indent)
+        lines: list[str] = []
+        start = o + 1
+        for end in [*commas, c]:
+            if end == c and start == c:  # after a trailing comma
+                break
+            element = self.line(start, end, ",", indent)
+            if element is None:
+                return None
+            lines += element
+            start = end + 1
+        return lines
+
+    def _top_pairs(self, a: int, b: int) -> list[tuple[int, int]]:
+        pairs = []
+        index = a
+        while index < b:
+            close = self.match.get(index)
+            if close is not None and close < b:
+                pairs.append((index, close))
+                index = close + 1
+            else:
+                index += 1
+        return pairs
+
+    def _top(self, a: int, b: int, text: str) -> list[int]:
+        """Indexes in ``a:b`` of the tokens ``text`` outside any inner bracket."""
+        found = []
+        index = a
+        while index < b:
+            if index in self.match:
+                index = self.match[index] + 1
+                continue
+            if self.tokens[index].text == text:
+                found.append(index)
+            index += 1
+        return found
+
+    def _kind(self, o: int, commas: list[int]) -> str:
+        """call, subscript, paren (a parenthesised expression) or display (a tuple, list,
+        dict or set written out)."""
+        before = self.tokens[o - 1] if o else None
+        trailer = before is not None and (
+            (before.kind == tokenize.NAME and not keyword.iskeyword(before.text))
+            or before.text in _CLOSE
+            or before.kind == tokenize.STRING
+        )
+        bracket = self.tokens[o].text
+        if trailer and bracket == "(":
+            return "call"
+        if trailer and bracket == "[":
+            return "subscript"
+        if bracket == "(" and not commas:
+            return "paren"
+        return "display"
+
+    def _magic(self, o: int, c: int) -> bool:
+        """A trailing comma that asks for one element per line (not a one-element tuple's)."""
+        if self.tokens[c - 1].text != "," or c - 1 == o:
+            return False
+        commas = self._top(o + 1, c, ",")
+        kind = self._kind(o, commas)
+        one_tuple = self.tokens[o].text == "(" and kind != "call"
+        return not (len(commas) == 1 and (one_tuple or kind == "subscript"))
