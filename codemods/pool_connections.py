@@ -34,6 +34,7 @@ from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import PositionProvider
 
 from claun_migrate.codemods import _support as support
+from claun_migrate.codemods._imports import place_added_imports
 from claun_migrate.codemods.data_layer import (
     DRIVERS,
     RUNTIME_FILES,
@@ -153,6 +154,10 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
         return placeholder
 
     # the module
+
+    def transform_module(self, tree: cst.Module) -> cst.Module:
+        """The edits, then the imports they need moved to their isort section."""
+        return place_added_imports(tree, super().transform_module(tree))
 
     def visit_Module(self, node: cst.Module) -> bool:
         self.bound = _module_names(node)

@@ -228,7 +228,10 @@ def _transform(
             outcome.requirements[req] = (name, names)
         outcome.reliances |= support.reliances(context)
         tree, code = new_tree, new_code
-    outcome.after = layout.wrap(text, code, line_length) if code != text else code
+    if code != text:
+        code, moves = layout.wrap(text, code, line_length)
+        outcome.findings = [(name, moves.finding(f)) for name, f in outcome.findings]
+    outcome.after = code
     return outcome
 
 

@@ -13,13 +13,15 @@ the new file must compile, else the file is returned unchanged. Nothing here kno
 from __future__ import annotations
 
 import ast
+import dataclasses
 import difflib
 import io
 import keyword
 import tokenize
 from dataclasses import dataclass
+from typing import TypeVar
 
-DEFAULT_LINE_LENGTH = 88
+T = TypeVar("T")
 _INDENT = "    "
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 _CLOSE = frozenset(_OPEN.values())
@@ -30,41 +32,99 @@ _FSTRING_START = getattr(tokenize, "FSTRING_START", None)
 _FSTRING_END = getattr(tokenize, "FSTRING_END", None)
 
 
-def wrap(before: str, after: str, limit: int) -> str:
+def wrap(before: str, after: str, limit: int) -> tuple[str, Moves]:
     """``after`` with each simple statement that has a line the run lengthened past ``limit``
-    split over several lines; ``after`` itself when nothing needs or allows it."""
+    split over several lines (``after`` itself when nothing needs or allows it), and where
+    each position of ``after`` went."""
+    moves = Moves()
     grown = grown_lines(before, after, limit)
     if not grown:
-        return after
+        return after, moves
     try:
         tree = ast.parse(after)
     except (SyntaxError, ValueError):
-        return after
-    lines = after.splitlines(keepends=True)
-    spans = _statement_spans(lines, tree)
-    changed = False
-    for first, last in sorted(spans, reverse=True):
+        return after, moves
+    lines = _lines(after)
+    for first, last in sorted(_statement_spans(lines, tree), reverse=True):
         if not any(first <= line <= last for line in grown):
             continue
         new = _relayout(lines[first - 1 : last], limit)
         if new is not None:
+            moves.spans.append((first, last, "".join(lines[first - 1 : last]), "".join(new)))
             lines[first - 1 : last] = new
-            changed = True
-    if not changed:
-        return after
     result = "".join(lines)
+    if not moves.spans:
+        return after, moves
     try:
         compile(result, "<layout>", "exec", dont_inherit=True)
     except (SyntaxError, ValueError):
-        return after
-    return result
+        return after, Moves()
+    return result, moves
+
+
+class Moves:
+    """Where positions (1-based line and column) of the text before wrapping are after it."""
+
+    def __init__(self) -> None:
+        self.spans: list[tuple[int, int, str, str]] = []  # first, last line, old, new text
+
+    def __call__(self, line: int, column: int) -> tuple[int, int]:
+        shift = 0
+        for first, last, old, new in sorted(self.spans):
+            if line > last:
+                shift += len(_lines(new)) - (last - first + 1)
+            elif line >= first:
+                return _moved(old, new, line - first, column - 1, first + shift)
+        return line + shift, column
+
+    def finding(self, finding: T) -> T:
+        """``finding`` (a dataclass with ``line`` and ``column``) where its site went."""
+        line, column = self(finding.line, finding.column)  # type: ignore[attr-defined]
+        return dataclasses.replace(finding, line=line, column=column)  # type: ignore[type-var]
+
+
+def _moved(old: str, new: str, row: int, column: int, first: int) -> tuple[int, int]:
+    """The position in ``new`` of the token at (``row``, ``column``) of ``old`` (the same
+    tokens, ``new`` having trailing commas added)."""
+    olds, news = _starts(old), _starts(new)
+    if not olds or not news:
+        return first + row, column + 1
+    at = max((i for i, (r, c, _) in enumerate(olds) if (r, c) <= (row, column)), default=0)
+    j = -1
+    for i in range(at + 1):
+        j += 1
+        while j < len(news) - 1 and news[j][2] == "," and olds[i][2] != ",":
+            j += 1
+    r, c, _ = news[min(j, len(news) - 1)]
+    offset = column - olds[at][1] if olds[at][0] == row else 0
+    return first + r, c + offset + 1
+
+
+def _starts(text: str) -> list[tuple[int, int, str]]:
+    """(row from 0, column, text) of each token of a statement."""
+    indent = len(text) - len(text.lstrip(" "))
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(text[indent:]).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return []
+    return [
+        (t.start[0] - 1, t.start[1] + (indent if t.start[0] == 1 else 0), t.string)
+        for t in tokens
+        if t.type not in _SKIP
+    ]
+
+
+def _lines(text: str) -> list[str]:
+    """Physical lines with their endings, split where Python's tokenizer splits them."""
+    return io.StringIO(text, newline="").readlines()
 
 
 def grown_lines(before: str, after: str, limit: int) -> set[int]:
     """Line numbers (1-based, in ``after``) past ``limit`` that the change made longer: a
     changed line is compared with the old line of the same text (re-indented), else with the
     old line at the same place in an equally long changed block, else with the longest one."""
-    old, new = before.splitlines(), after.splitlines()
+    old = [line.rstrip("\r\n") for line in _lines(before)]
+    new = [line.rstrip("\r\n") for line in _lines(after)]
     grown: set[int] = set()
     matcher = difflib.SequenceMatcher(None, old, new, autojunk=False)
     for tag, i1, i2, j1, j2 in matcher.get_opcodes():
