@@ -25,6 +25,12 @@ T = TypeVar("T")
 _INDENT = "    "
 _OPEN = {"(": ")", "[": "]", "{": "}"}
 _CLOSE = frozenset(_OPEN.values())
+_PRIORITIES = [
+    frozenset(texts.split())
+    for texts in ("or", "and", "== != < > <= >=", "|", "^", "&", "<< >>", "+ -", "* / // % @")
+]
+_OPERATORS = frozenset().union(*_PRIORITIES) | {"if"}
+_UNARY_AFTER = _OPERATORS | {"(", "[", "{", ",", "=", ":", "return", "not", "in", "is", "**"}
 _SKIP = frozenset(
     (tokenize.NL, tokenize.NEWLINE, tokenize.INDENT, tokenize.DEDENT, tokenize.ENDMARKER)
 )
@@ -120,9 +126,10 @@ def _lines(text: str) -> list[str]:
 
 
 def grown_lines(before: str, after: str, limit: int) -> set[int]:
-    """Line numbers (1-based, in ``after``) past ``limit`` that the change made longer: a
-    changed line is compared with the old line of the same text (re-indented), else with the
-    old line at the same place in an equally long changed block, else with the longest one."""
+    """Line numbers (1-based, in ``after``) past ``limit`` that the change made longer: each
+    changed line is compared with the old line it comes from (the same text re-indented, the
+    same place in a changed block of the same size, else the most similar one); a line like no
+    old one is new, so ours."""
     old = [line.rstrip("\r\n") for line in _lines(before)]
     new = [line.rstrip("\r\n") for line in _lines(after)]
     grown: set[int] = set()
@@ -131,7 +138,7 @@ def grown_lines(before: str, after: str, limit: int) -> set[int]:
         if tag == "equal":
             continue
         block = old[i1:i2]
-        stripped = {line.strip(): len(line) for line in block}
+        stripped = {line.strip(): line for line in block}
         for offset, j in enumerate(range(j1, j2)):
             line = new[j]
             if len(line) <= limit:
@@ -139,10 +146,11 @@ def grown_lines(before: str, after: str, limit: int) -> set[int]:
             if line.strip() in stripped:
                 was = stripped[line.strip()]
             elif len(block) == j2 - j1:
-                was = len(block[offset])
+                was = block[offset]
             else:
-                was = max((len(b) for b in block), default=0)
-            if len(line) > was:
+                similar = difflib.get_close_matches(line.strip(), list(stripped), n=1)
+                was = stripped[similar[0]] if similar else ""
+            if len(line) > len(was):
                 grown.add(j + 1)
     return grown
 
@@ -155,12 +163,10 @@ def _statement_spans(source: list[str], tree: ast.Module) -> list[tuple[int, int
         if not isinstance(node, ast.stmt) or _is_compound(node):
             continue
         last = node.end_lineno or node.lineno
-        line = source[node.lineno - 1]
-        if line[: node.col_offset].strip():  # after `if x:` or `else:` on its line
-            continue
-        spans.append((node.lineno, last))
         for number in {node.lineno, last}:
             taken[number] = taken.get(number, 0) + 1
+        if not source[node.lineno - 1][: node.col_offset].strip():  # not after `else:`
+            spans.append((node.lineno, last))
     return [(a, b) for a, b in spans if taken[a] == 1 and taken[b] == 1]
 
 
@@ -187,7 +193,7 @@ def _relayout(lines: list[str], limit: int) -> list[str] | None:
     if tokens is None:
         return None
     laid = _Layout(tokens, limit).line(0, len(tokens), "", indent)
-    if laid is None:
+    if len(laid) == 1 or laid == [line.rstrip("\r\n") for line in lines]:
         return None
     text = newline.join(laid)
     try:
@@ -295,25 +301,40 @@ class _Layout:
         text = prefix + self.render(a, b) + suffix
         return len(text) <= self.limit and not any(a <= c < b for c in self.magic)
 
-    def line(self, a: int, b: int, suffix: str, indent: str) -> list[str] | None:
-        """Tokens ``a:b`` plus ``suffix`` as lines at ``indent`` (None: cannot be split)."""
+    def line(self, a: int, b: int, suffix: str, indent: str) -> list[str]:
+        """Tokens ``a:b`` plus ``suffix`` as lines at ``indent``; one line, however long, when
+        nothing splits it."""
         if self.fits(a, b, indent, suffix):
             return [indent + self.render(a, b) + suffix]
-        pairs = [(o, c) for o, c in self._top_pairs(a, b) if c - o > 1]
+        value = self._value(a, b) if a == 0 else None
+        if value is not None and len(self._top_any(value, b, _OPERATORS)) > 1:
+            parenthesised = self._parenthesised(a, value, b, suffix, indent)
+            if parenthesised is not None:
+                return parenthesised
+        pairs = [(o, c) for o, c in self._top_pairs(a, b) if self._splittable(o, c)]
         for o, c in reversed(pairs):
-            if not self.fits(a, o + 1, indent) or not self.fits(c, b, indent, suffix):
-                continue
-            body = self.body(o, c, indent + _INDENT)
-            if body is not None:
+            tail_fits = self.fits(c + 1, b, indent + self.tokens[c].text, suffix)
+            if self.fits(a, o + 1, indent) and tail_fits:
+                body = self.body(o, c, indent + _INDENT)
                 tail = indent + self.render(c, b) + suffix
                 return [indent + self.render(a, o + 1), *body, tail]
+        if value is not None:
+            parenthesised = self._parenthesised(a, value, b, suffix, indent)
+            if parenthesised is not None:
+                return parenthesised
+        split = self._operators(a, b) if a > 0 else []
+        if split:
+            lines = []
+            for start, end in zip([a, *split], [*split, b], strict=True):
+                lines += self.line(start, end, suffix if end == b else "", indent)
+            return lines
         strings = range(a, b)
         if len(strings) > 1 and all(self.tokens[i].kind == tokenize.STRING for i in strings):
             parts = [indent + self.tokens[i].text for i in strings]
             return [*parts[:-1], parts[-1] + suffix]
-        return None
+        return [indent + self.render(a, b) + suffix]
 
-    def body(self, o: int, c: int, indent: str) -> list[str] | None:
+    def body(self, o: int, c: int, indent: str) -> list[str]:
         """The contents of the bracket pair ``o``/``c``: on one line when they fit (except a
         collection display of several elements), else one element per line."""
         commas = self._top(o + 1, c, ",")
@@ -324,18 +345,57 @@ class _Layout:
         if hug and self.fits(o + 1, c, indent):
             return [indent + self.render(o + 1, c)]
         if not several:
-            return None if commas else self.line(o + 1, c, "", indent)
+            return [indent + self.render(o + 1, c)] if commas else self.line(o + 1, c, "", indent)
         lines: list[str] = []
         start = o + 1
         for end in [*commas, c]:
             if end == c and start == c:  # after a trailing comma
                 break
-            element = self.line(start, end, ",", indent)
-            if element is None:
-                return None
-            lines += element
+            lines += self.line(start, end, ",", indent)
             start = end + 1
         return lines
+
+    def _value(self, a: int, b: int) -> int | None:
+        """Where the value of ``return VALUE`` or ``TARGET = VALUE`` starts, if it is not one
+        bracketed atom already."""
+        if self.tokens[a].text == "return":
+            value = a + 1
+        else:
+            equals = self._top(a, b, "=")
+            value = equals[-1] + 1 if equals else b
+        if value >= b or self.match.get(value) == b - 1:
+            return None
+        return value
+
+    def _parenthesised(
+        self, a: int, value: int, b: int, suffix: str, indent: str
+    ) -> list[str] | None:
+        """``x = (`` / the value / ``)``, black's invisible parentheses, when that fits."""
+        body = self.line(value, b, "", indent + _INDENT)
+        lines = [indent + self.render(a, value) + " (", *body, indent + ")" + suffix]
+        return lines if all(len(line) <= self.limit for line in lines) else None
+
+    def _splittable(self, o: int, c: int) -> bool:
+        """Black splits a bracket with contents, but not ``row["key"]``-style subscripts."""
+        if c - o < 2:
+            return False
+        return not (self._kind(o, []) == "subscript" and not self._top(o + 1, c, ","))
+
+    def _operators(self, a: int, b: int) -> list[int]:
+        """The binary operators of the loosest kind in ``a:b`` (outside brackets), before which
+        black splits a long expression inside brackets."""
+        for kind in _PRIORITIES:
+            found = [
+                i
+                for i in self._top_any(a, b, kind)
+                if i > a and self.tokens[i - 1].text not in _UNARY_AFTER
+            ]
+            if found:
+                return sorted(found)
+        return []
+
+    def _top_any(self, a: int, b: int, texts: frozenset[str]) -> list[int]:
+        return [i for text in texts for i in self._top(a, b, text)]
 
     def _top_pairs(self, a: int, b: int) -> list[tuple[int, int]]:
         pairs = []
