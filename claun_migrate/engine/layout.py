@@ -5,9 +5,11 @@ A line is ours when the run changed it and made it longer (``row[0]`` -> ``row["
 gaining ``cursor_factory=...``, a block indented into ``try``). A simple statement holding such
 a line past the limit is laid out again from its tokens: split at its last bracket pair whose
 head fits, the contents on one line when they fit (call arguments) or one element per line with
-a trailing comma, recursively. Statements with comments, backslashes, multi-line strings or no
-bracket to split are left; a new statement must parse to the same ``ast`` as the old one, and
-the new file must compile, else the file is returned unchanged. Nothing here knows codemods.
+a trailing comma (always for a written-out collection), recursively; a long value of ``x = ``
+or ``return`` gets black's parentheses and splits before its operators. Statements with
+comments, backslashes or multi-line strings are left, and so is one nothing splits; a new
+statement must parse to the same ``ast`` as the old one, and the new file must compile, else
+the file is returned unchanged. Nothing here knows codemods.
 """
 
 from __future__ import annotations
@@ -171,7 +173,7 @@ def _statement_spans(source: list[str], tree: ast.Module) -> list[tuple[int, int
 
 
 def _is_compound(node: ast.stmt) -> bool:
-    return any(isinstance(getattr(node, name, None), list) for name in ("body", "orelse"))
+    return any(isinstance(getattr(node, name, None), list) for name in ("body", "cases"))
 
 
 @dataclass(frozen=True)
