@@ -18,26 +18,107 @@ Block = list[cst.SimpleStatementLine]
 
 
 def place_added_imports(before: cst.Module, after: cst.Module) -> cst.Module:
-    """``after`` with the top imports that ``before`` did not have moved to their section."""
-    known = {_key(s) for s in _top_imports(before)[1]}
+    """``after`` with the top imports that ``before`` did not have moved to their section:
+    plain names merged into the module's plain import, each ``as`` name on its own line."""
     start, run = _top_imports(after)
-    added = [s for s in run if _key(s) not in known]
+    kept, added = _split(_top_imports(before)[1], run)
     if not added:
         return after
     blocks: list[Block] = []
-    for statement in run:
-        if any(statement is a for a in added):
-            continue
+    for statement in kept:
         if not blocks or _separated(statement):
             blocks.append([])
         blocks[-1].append(statement)
     opened: list[Block] = []  # the block of added absolute imports with no package block
     for statement in added:
-        _place(blocks, statement.with_changes(leading_lines=()), opened)
+        if not _merge(blocks, statement):
+            _place(blocks, statement.with_changes(leading_lines=()), opened)
     placed = [s for block in blocks for s in block]
     body = list(after.body)
     body[start : start + len(run)] = placed
     return after.with_changes(body=body)
+
+
+def _split(
+    old: Sequence[cst.SimpleStatementLine], run: Sequence[cst.SimpleStatementLine]
+) -> tuple[Block, Block]:
+    """The user's statements of ``run`` (names ``AddImportsVisitor`` merged into one taken
+    out again), and the added ones, one per module and one per ``as`` name."""
+    code = cst.Module([]).code_for_node
+    unchanged = [code(s.body[0]) for s in old]
+    originals = {_key(s)[:3]: s.body[0] for s in old}  # type: ignore[index]
+    kept: Block = []
+    added: Block = []
+    for statement in run:
+        node = statement.body[0]
+        if code(node) in unchanged:
+            unchanged.remove(code(node))
+            kept.append(statement)
+            continue
+        original = originals.get(_key(statement)[:3])  # type: ignore[index]
+        if not isinstance(node, cst.ImportFrom) or isinstance(node.names, cst.ImportStar):
+            (kept if original is not None else added).append(statement)
+            continue
+        names = list(node.names)
+        if isinstance(original, cst.ImportFrom) and not isinstance(original.names, cst.ImportStar):
+            had = {code(a.with_changes(comma=cst.MaybeSentinel.DEFAULT)) for a in original.names}
+            new = [
+                a for a in names if code(a.with_changes(comma=cst.MaybeSentinel.DEFAULT)) not in had
+            ]
+            if len(new) < len(names):  # the user's statement, maybe with names merged in
+                rest = [a for a in names if all(a is not n for n in new)]  # in their order
+                kept.append(statement.with_changes(body=[node.with_changes(names=rest)]))
+                names = new
+        if not names:
+            continue
+        plain = [a for a in names if a.asname is None]
+        groups = [plain] if plain else []
+        groups += [[a] for a in names if a.asname is not None]
+        for group in groups:
+            aliases = [
+                a.with_changes(comma=cst.MaybeSentinel.DEFAULT) for a in sorted(group, key=_member)
+            ]
+            added.append(
+                cst.SimpleStatementLine([node.with_changes(names=aliases, lpar=None, rpar=None)])
+            )
+    return kept, added
+
+
+def _member(alias: cst.ImportAlias) -> tuple[int, str, str]:
+    """isort's order of imported names: CONSTANTS, Classes, then the others."""
+    name = cst.Module([]).code_for_node(alias.name)
+    rank = 0 if name.isupper() and len(name) > 1 else 1 if name[:1].isupper() else 2
+    return rank, name.lower(), name
+
+
+def _merge(blocks: list[Block], statement: cst.SimpleStatementLine) -> bool:
+    """Add the plain names of ``statement`` to the plain, one-line import of the same module
+    (each at its sorted place), if there is one."""
+    node = statement.body[0]
+    if not isinstance(node, cst.ImportFrom) or any(a.asname for a in node.names):  # type: ignore[union-attr]
+        return False
+    for block in blocks:
+        for index, other in enumerate(block):
+            target = other.body[0]
+            if (
+                _key(other)[:3] != _key(statement)[:3]  # type: ignore[index]
+                or not isinstance(target, cst.ImportFrom)
+                or isinstance(target.names, cst.ImportStar)
+                or target.lpar is not None
+                or any(a.asname for a in target.names)
+            ):
+                continue
+            names = list(target.names)
+            for alias in node.names:  # type: ignore[union-attr]
+                at = next(
+                    (i for i, a in enumerate(names) if _member(a) > _member(alias)), len(names)
+                )
+                if at == len(names):
+                    names[-1] = names[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)
+                names.insert(at, alias)
+            block[index] = other.with_changes(body=[target.with_changes(names=names)])
+            return True
+    return False
 
 
 def _top_imports(module: cst.Module) -> tuple[int, list[cst.SimpleStatementLine]]:
@@ -60,18 +141,19 @@ def _is_docstring(statement: cst.BaseStatement) -> bool:
     )
 
 
-def _key(statement: cst.BaseStatement) -> tuple[bool, int, str] | None:
+def _key(statement: cst.BaseStatement) -> tuple[bool, int, str, tuple[int, str, str]] | None:
     """isort's order of a one-import line (``import`` before ``from``, the farthest relative
-    first, names without case); None for any other statement."""
+    first, modules without case, then the first name); None for any other statement."""
     if not isinstance(statement, cst.SimpleStatementLine) or len(statement.body) != 1:
         return None
     node = statement.body[0]
     code = cst.Module([]).code_for_node
     if isinstance(node, cst.Import):
-        return False, 0, code(node.names[0].name).lower()
+        return False, 0, code(node.names[0].name).lower(), (0, "", "")
     if isinstance(node, cst.ImportFrom):
         module = code(node.module) if node.module is not None else ""
-        return True, -len(node.relative), module.lower()
+        first = (0, "", "") if isinstance(node.names, cst.ImportStar) else _member(node.names[0])
+        return True, -len(node.relative), module.lower(), first
     return None
 
 

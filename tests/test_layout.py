@@ -192,6 +192,28 @@ def test_type_checking_imports_and_the_users_order_are_left_alone():
     )
 
 
+def test_a_name_for_an_imported_module_joins_its_line_in_order():
+    source = "import os\n\nfrom app.db_sqlite import get_db, sql_for\n\nx = 1\n"
+    assert add_import(source, "app.db_sqlite", "init_app") == (
+        "import os\n\nfrom app.db_sqlite import get_db, init_app, sql_for\n\nx = 1\n"
+    )
+
+
+def test_a_relative_name_is_merged_not_repeated():
+    source = "import os\n\nfrom .db_sqlite import get_db\n\nx = 1\n"
+    assert add_import(source, "db_sqlite", "init_app", relative=1) == (
+        "import os\n\nfrom .db_sqlite import get_db, init_app\n\nx = 1\n"
+    )
+
+
+def test_an_aliased_import_keeps_its_own_line():
+    source = "from flask import Flask\n\nfrom db_sqlite import get_db as db_get\n\nx = 1\n"
+    assert add_import(source, "db_sqlite", "init_app") == (
+        "from flask import Flask\n\nfrom db_sqlite import get_db as db_get\n"
+        "from db_sqlite import init_app\n\nx = 1\n"
+    )
+
+
 def test_nothing_moves_when_nothing_was_added():
     source = "import os\nfrom app.db_pool import getconn\n\nx = getconn()\n"
     assert add_import(source, "app.db_pool", "getconn") == source
@@ -205,6 +227,9 @@ def test_nothing_moves_when_nothing_was_added():
         "import os\n\nimport flask\n\nfrom app import views\n\nx = 1\n",
         "from .auth import login\n\nx = 1\n",
         '"""Docstring."""\n\nimport os\n\nfrom .auth import login\n\nx = 1\n',
+        "from app.db_pool import ROWS, Pool, putconn\n\nx = 1\n",
+        "from .db_pool import borrowed, putconn\n\nx = 1\n",
+        "from app.db_pool import borrowed as b\nfrom app.db_pool import putconn\n\nx = 1\n",
     ],
 )
 @pytest.mark.parametrize(("module", "relative"), [("db_pool", 1), ("app.db_pool", 0)])
