@@ -56,7 +56,10 @@ def wrap(before: str, after: str, limit: int) -> tuple[str, Moves]:
     for first, last in sorted(_statement_spans(lines, tree), reverse=True):
         if not any(first <= line <= last for line in grown):
             continue
-        new = _relayout(lines[first - 1 : last], limit)
+        try:
+            new = _relayout(lines[first - 1 : last], limit)
+        except Exception:  # a layout bug must never cost the migration: leave the statement
+            new = None
         if new is not None:
             moves.spans.append((first, last, "".join(lines[first - 1 : last]), "".join(new)))
             lines[first - 1 : last] = new
