@@ -2,11 +2,14 @@
 
 The search starts at the paths given on the command line (their common folder) and walks
 upward; a ``pyproject.toml`` without the table is passed over. Unknown keys are errors, so a
-typo never silently does nothing.
+typo never silently does nothing. Without ``line-length`` there, each file's limit is the one
+its project gives its formatter or linter (:func:`project_line_length`).
 """
 
 from __future__ import annotations
 
+import configparser
+import functools
 import os
 import sys
 from dataclasses import dataclass, field
@@ -19,6 +22,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 TABLE = "claun-migrate"
+DEFAULT_LINE_LENGTH = 88  # ruff's and black's
 LISTS = ("select", "ignore", "exclude", "extend-exclude")
 KEYS = frozenset((*LISTS, "per-file-ignores", "line-length", "data-layer", "unsafe-fixes"))
 
@@ -118,3 +122,50 @@ def load(paths: list[Path], config_file: Path | None = None) -> Config:
     if path is None:
         return Config()
     return parse(path, _read(path).get("tool", {}).get(TABLE, {}))
+
+
+def project_line_length(folder: Path) -> int:
+    """The line-length limit of files in ``folder``, from the nearest folder upward that sets
+    one: ``line-length`` in ``.ruff.toml``/``ruff.toml``, ``[tool.ruff]`` or ``[tool.black]``
+    in ``pyproject.toml``, ``max-line-length`` in ``[flake8]`` of ``setup.cfg``, ``tox.ini`` or
+    ``.flake8``; else 88. A value those tools would refuse is passed over."""
+    return _folder_line_length(Path(os.path.abspath(folder))) or DEFAULT_LINE_LENGTH
+
+
+@functools.lru_cache(maxsize=1024)
+def _folder_line_length(folder: Path) -> int | None:
+    own = _own_line_length(folder)
+    if own is not None or folder.parent == folder:
+        return own
+    return _folder_line_length(folder.parent)
+
+
+def _own_line_length(folder: Path) -> int | None:
+    for name in (".ruff.toml", "ruff.toml", "pyproject.toml"):
+        path = folder / name
+        if not path.is_file():
+            continue
+        try:
+            data = _read(path)
+        except ConfigError:
+            continue
+        tool = data.get("tool", {}) if name == "pyproject.toml" else {"ruff": data}
+        for table in (tool.get("ruff"), tool.get("black")):
+            value = table.get("line-length") if isinstance(table, dict) else None
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+    for name in ("setup.cfg", "tox.ini", ".flake8"):
+        path = folder / name
+        if not path.is_file():
+            continue
+        parser = configparser.RawConfigParser()
+        try:
+            parser.read(path, encoding="utf-8")
+            value = parser.get("flake8", "max-line-length", fallback=None) or parser.get(
+                "flake8", "max_line_length", fallback=None
+            )
+        except (configparser.Error, UnicodeDecodeError):
+            continue
+        if value is not None and value.strip().isdigit() and int(value) > 0:
+            return int(value)
+    return None

@@ -86,8 +86,8 @@ def companions(context: CodemodContext) -> dict[str, str]:
 REQUIREMENTS = "claun.requirements"
 GENERATED = "# claun-migrate runtime"
 _HEADER = (
-    GENERATED + " {version} ({name}, sha256:{digest}): generated, do not edit;\n"
-    "# upgrade it with `claun-migrate apply`.\n"
+    GENERATED + " {version} ({name}, sha256:{digest}): generated;\n"
+    "# do not edit, upgrade it with `claun-migrate apply`.\n"  # both fit in 88 columns
 )
 
 

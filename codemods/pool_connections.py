@@ -34,6 +34,7 @@ from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
 from libcst.metadata import PositionProvider
 
 from claun_migrate.codemods import _support as support
+from claun_migrate.codemods._imports import place_added_imports
 from claun_migrate.codemods.data_layer import (
     DRIVERS,
     RUNTIME_FILES,
@@ -154,6 +155,10 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
 
     # the module
 
+    def transform_module(self, tree: cst.Module) -> cst.Module:
+        """The edits, then the imports they need moved to their isort section."""
+        return place_added_imports(tree, super().transform_module(tree))
+
     def visit_Module(self, node: cst.Module) -> bool:
         self.bound = _module_names(node)
         for problem in self.problems:
@@ -229,6 +234,7 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
         if self._edit(first, "row-factory") is not None:
             return self._drop()
         if isinstance(first, cst.Expr) and self._edit(first.value, "drop") is not None:
+            RemoveImportsVisitor.remove_unused_import_by_node(self.context, first.value)
             return self._drop()
         return updated_node
 

@@ -19,6 +19,7 @@ from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import PositionProvider
 
 from claun_migrate.codemods import _support as support
+from claun_migrate.codemods._imports import place_added_imports
 from claun_migrate.codemods.data_layer import analyse
 from claun_migrate.codemods.pool_connections import ask_for_runtime_copies, runtime_import
 
@@ -51,6 +52,10 @@ class SqlitePerRequestCommand(VisitorBasedCodemodCommand):
             for p, t in sources.items()
         )
         return {"home": model.home if uses else None}
+
+    def transform_module(self, tree: cst.Module) -> cst.Module:
+        """The edits, then the imports they need moved to their isort section."""
+        return place_added_imports(tree, super().transform_module(tree))
 
     def visit_Module(self, node: cst.Module) -> bool:
         self.generated = any(

@@ -84,6 +84,7 @@ def execute_sql(sql, params=None, fetch=False, commit=False):
 
 CLAUN_MIGRATED = """\
 import os
+
 from db_pool import getconn, putconn
 from db_rows import RowCursor
 from db_sqlite import get_db, sql_for
@@ -382,6 +383,7 @@ def test_sqlite_only_connector_takes_the_request_connection_and_sites_stay(tmp_p
     assert code == dedent(
         """\
         from flask import current_app
+
         from db_sqlite import get_db as db_sqlite_get_db
 
         def get_db():

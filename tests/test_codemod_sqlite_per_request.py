@@ -47,7 +47,7 @@ def test_module_level_app_is_wired_with_an_absolute_import(tmp_path):
     }
     code, context = run(tmp_path, files, "backend/app.py")
     assert code == (
-        "from flask import Flask\nfrom app.services.db_sqlite import init_app\n\n"
+        "from flask import Flask\n\nfrom app.services.db_sqlite import init_app\n\n"
         "app = Flask(__name__)\ninit_app(app)\n"
     )
     assert set(companions(context)) == {
@@ -72,7 +72,7 @@ def test_factory_app_is_wired_with_a_relative_import_after_a_shebang_header(tmp_
     code, _ = run(tmp_path, files, "app/__init__.py")
     assert code == factory.replace(
         "from flask import Flask\n",
-        "from flask import Flask\nfrom .models.db_sqlite import init_app\n",
+        "from flask import Flask\n\nfrom .models.db_sqlite import init_app\n",
     ).replace("    return app\n", "    init_app(app)\n    return app\n")
 
 

@@ -138,6 +138,7 @@ def run(
                 cache_dir=None if no_cache else default_dir(),
                 confirm=write,
                 unsafe_fixes=unsafe,
+                line_length=config.line_length,
             )
     except SelectionError as exc:
         raise click.UsageError(str(exc)) from exc

@@ -29,7 +29,8 @@ from libcst.codemod import Codemod, CodemodContext, SkipFile
 
 from claun_migrate.codemods import CODEMODS
 from claun_migrate.codemods import _support as support
-from claun_migrate.engine import consistency, transaction
+from claun_migrate.config import project_line_length
+from claun_migrate.engine import consistency, layout, transaction
 from claun_migrate.engine.cache import ResultCache, default_dir
 from claun_migrate.engine.edits import count_edits
 from claun_migrate.engine.transaction import TreeBusy, write_atomic
@@ -203,10 +204,11 @@ def decode(data: bytes) -> tuple[str, str]:
 
 
 def _transform(
-    job: tuple[str, str, str, tuple[tuple[str, type[Codemod], dict[str, Any]], ...]],
+    job: tuple[str, str, str, tuple[tuple[str, type[Codemod], dict[str, Any]], ...], int],
 ) -> _Outcome:
-    """Parse one file once and run the codemods on it (runs in a worker process)."""
-    path, text, encoding, codemods = job
+    """Parse one file once and run the codemods on it, then wrap the lines they pushed past
+    the line-length limit (runs in a worker process)."""
+    path, text, encoding, codemods, line_length = job
     outcome = _Outcome(path, encoding, text, text)
     try:
         tree = cst.parse_module(text)
@@ -236,6 +238,9 @@ def _transform(
             outcome.requirements[req] = (name, names)
         outcome.reliances |= support.reliances(context)
         tree, code = new_tree, new_code
+    if code != text:
+        code, moves = layout.wrap(text, code, line_length)
+        outcome.findings = [(name, moves.finding(f)) for name, f in outcome.findings]
     outcome.after = code
     return outcome
 
@@ -604,6 +609,7 @@ def migrate(
     confirm: bool = False,
     state_dir: Path | None = None,
     unsafe_fixes: bool = False,
+    line_length: int | None = None,
 ) -> RunResult:
     """Run the selected codemods over ``paths``; with ``write`` apply the changes as one
     transaction (see :mod:`claun_migrate.engine.transaction`).
@@ -616,7 +622,8 @@ def migrate(
     default the cache folder, holds the lock and journal); an interrupted earlier run on it
     is completed or rolled back first, and said on stderr. Raises :class:`TreeBusy` when
     another run holds the tree too long. ``unsafe_fixes`` goes to the codemods that declare
-    ``UNSAFE_FIXES``.
+    ``UNSAFE_FIXES``. Lines an edit pushes past ``line_length`` (default: each file's project
+    setting, see :func:`claun_migrate.config.project_line_length`) are wrapped.
     """
     paths = [Path(p) for p in paths]
     names = select_codemods(select, ignore, registry)
@@ -625,14 +632,18 @@ def migrate(
     with transaction.open_tree(state, os.path.realpath(root), write=write) as notices:
         for notice in notices:
             transaction.say(notice)
-        run = _scan(paths, names, exclude, jobs, registry, cache_dir, root, unsafe_fixes)
+        run = _scan(
+            paths, names, exclude, jobs, registry, cache_dir, root, unsafe_fixes, line_length
+        )
         if not write:
             run.publish(*run.settle())
             return run.collector.result
         run.write(state)
         result = run.collector.result
         if confirm and result.changes:
-            again = _scan(paths, names, exclude, jobs, registry, cache_dir, root, unsafe_fixes)
+            again = _scan(
+                paths, names, exclude, jobs, registry, cache_dir, root, unsafe_fixes, line_length
+            )
             again.publish(*again.settle())
             result.errors += [
                 FileError(change.path, "a second pass would change it again (a codemod bug)")
@@ -673,6 +684,7 @@ def _scan(
     cache_dir: Path | None,
     root: Path,
     unsafe_fixes: bool = False,
+    line_length: int | None = None,
 ) -> _Run:
     result = RunResult(selected=names)
     triggers = {n: [t.encode() for t in declared(registry[n], "TRIGGERS")] for n in names}
@@ -724,7 +736,12 @@ def _scan(
                 listed = candidates.setdefault(path, [])
                 listed[:] = [name for name in names if name in listed or name == n]
     work = [
-        (str(path), *texts[path], tuple((n, registry[n], kwargs[n]) for n in wanted))
+        (
+            str(path),
+            *texts[path],
+            tuple((n, registry[n], kwargs[n]) for n in wanted),
+            line_length or project_line_length(path.parent),
+        )
         for path, wanted in candidates.items()
         if path in texts
     ]
@@ -756,6 +773,8 @@ def _gather(codemod: type[Codemod], sources: dict[str, str], unsafe_fixes: bool)
 
 
 def _cache_key(cache: ResultCache, job: tuple[Any, ...], unsafe_fixes: bool) -> str:
-    path, text, encoding, codemods = job
+    path, text, encoding, codemods, line_length = job
     selection = tuple((name, kwargs) for name, _, kwargs in codemods)
-    return cache.key(path, os.path.realpath(path), text, encoding, selection, unsafe_fixes)
+    return cache.key(
+        path, os.path.realpath(path), text, encoding, selection, unsafe_fixes, line_length
+    )

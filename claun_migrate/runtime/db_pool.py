@@ -1,33 +1,37 @@
-"""A thread-safe, fork-safe psycopg2 connection pool and the process-wide pool ``get_pool()``.
+"""A thread-safe, fork-safe psycopg2 pool and the process-wide pool ``get_pool()``.
 
 Why not ``psycopg2.pool``: ``SimpleConnectionPool`` is not thread-safe, and it and
-``ThreadedConnectionPool`` close a returned connection whenever ``minconn`` are already idle,
-so under load they reconnect on almost every call. This pool keeps the connections it opened (up
-to ``max_size``), blocks up to ``timeout`` seconds when all are in use, hands a returned
-connection to the longest waiter (first come, first served), and never connects while holding
-its lock. The API follows psycopg_pool's (``getconn``, ``putconn``, ``connection()``,
-``stats()``, ``close()``, ``with pool:``, ``reset``, ``max_idle``, ``max_lifetime``).
+``ThreadedConnectionPool`` close a returned connection whenever ``minconn`` are already
+idle, so under load they reconnect on almost every call. This pool keeps the connections
+it opened (up to ``max_size``), blocks up to ``timeout`` seconds when all are in use,
+hands a returned connection to the longest waiter (first come, first served), and never
+connects while holding its lock. The API follows psycopg_pool's (``getconn``,
+``putconn``, ``connection()``, ``stats()``, ``close()``, ``with pool:``, ``reset``,
+``max_idle``, ``max_lifetime``).
 
 A returned connection is handed over clean: ``putconn`` rolls back an open or failed
 transaction, restores the client-side settings a borrower changed (``autocommit``,
-``readonly``, ``deferrable``, ``isolation_level``, ``cursor_factory``), runs the ``reset``
-hook when one is given (server session state such as ``SET statement_timeout``: ``reset="DISCARD
-ALL"`` costs one round trip per return) and drops closed or broken connections, freeing their
-slot. Before handing out an idle connection the pool polls its socket without blocking: an idle
-connection has nothing to read unless the server closed it, so a readable socket means the
-connection is replaced. A caller that closed a checked-out connection instead of returning it
-(legacy ``conn.close()``) has its slot reclaimed when a ``getconn`` finds no free one.
+``readonly``, ``deferrable``, ``isolation_level``, ``cursor_factory``), runs the
+``reset`` hook when one is given (server session state such as ``SET
+statement_timeout``: ``reset="DISCARD ALL"`` costs one round trip per return) and drops
+closed or broken connections, freeing their slot. Before handing out an idle connection
+the pool polls its socket without blocking: an idle connection has nothing to read
+unless the server closed it, so a readable socket means the connection is replaced. A
+caller that closed a checked-out connection instead of returning it (legacy
+``conn.close()``) has its slot reclaimed when a ``getconn`` finds no free one.
 
-When connecting fails after the pool has connected once (server restarting, ``max_connections``
-reached), callers do not fail: they wait, up to their timeout, for a connection another caller
-returns, while one of them retries the connect with exponential back-off. ``PoolTimeout`` then
-names the last connect error. A pool that never connected raises the connect error at once, so
-a wrong DSN or password fails fast. Events are logged to ``logging.getLogger("claun.db_pool")``.
+When connecting fails after the pool has connected once (server restarting,
+``max_connections`` reached), callers do not fail: they wait, up to their timeout, for a
+connection another caller returns, while one of them retries the connect with
+exponential back-off. ``PoolTimeout`` then names the last connect error. A pool that
+never connected raises the connect error at once, so a wrong DSN or password fails fast.
+Events are logged to ``logging.getLogger("claun.db_pool")``.
 
-``get_pool()`` reads ``DATABASE_URL`` and ``DB_POOL_MIN_SIZE`` (default 1), ``DB_POOL_MAX_SIZE``
-(10), ``DB_POOL_TIMEOUT`` (30 s), ``DB_POOL_MAX_LIFETIME`` (3600 s), ``DB_POOL_MAX_IDLE`` (600 s),
-``DB_POOL_CONNECT_TIMEOUT`` (10 s) and ``DB_POOL_RESET`` (SQL run on each returned connection,
-e.g. ``DISCARD ALL``; default none).
+``get_pool()`` reads ``DATABASE_URL`` and ``DB_POOL_MIN_SIZE`` (default 1),
+``DB_POOL_MAX_SIZE`` (10), ``DB_POOL_TIMEOUT`` (30 s), ``DB_POOL_MAX_LIFETIME`` (3600
+s), ``DB_POOL_MAX_IDLE`` (600 s), ``DB_POOL_CONNECT_TIMEOUT`` (10 s) and
+``DB_POOL_RESET`` (SQL run on each returned connection, e.g. ``DISCARD ALL``; default
+none).
 """
 
 from __future__ import annotations
@@ -70,7 +74,8 @@ _log = logging.getLogger("claun.db_pool")
 _monotonic = time.monotonic
 _getpid = os.getpid
 _RECHECK = 1.0  # seconds between a waiter's looks for slots freed by a caller's close()
-_BACKOFF_FIRST = 0.1  # seconds before the first reconnect attempt; doubles up to _BACKOFF_MAX
+# seconds before the first reconnect attempt; doubles up to _BACKOFF_MAX
+_BACKOFF_FIRST = 0.1
 _BACKOFF_MAX = 2.0
 
 
@@ -88,7 +93,7 @@ def _close_quietly(conn: Connection) -> None:
 
 
 def _poller(conn: Connection) -> Callable[[float], list[Any]]:
-    """``poll(0)`` on this connection's socket: events when the server sent or closed something.
+    """``poll(0)`` on the connection's socket: events if the server sent or closed data.
 
     Made once per connection, so a checkout pays one system call and no set-up.
     """
@@ -104,8 +109,9 @@ def _blind(conn: Connection) -> None:
     """Point an inherited connection's descriptor at /dev/null, in a forked child.
 
     No lock is taken and nothing is closed: a thread of the parent may have held the
-    connection's lock when the process forked, and that thread does not exist here. Whatever
-    later closes the connection in this process sends its Terminate message nowhere.
+    connection's lock when the process forked, and that thread does not exist here.
+    Whatever later closes the connection in this process sends its Terminate message
+    nowhere.
     """
     with contextlib.suppress(Exception):
         fd = conn.fileno()
@@ -117,7 +123,7 @@ def _blind(conn: Connection) -> None:
 
 
 def sql_reset(sql: str) -> Callable[[Connection], None]:
-    """A ``reset`` hook running ``sql`` (``RESET ALL``, ``DISCARD ALL``) outside a transaction."""
+    """A ``reset`` hook running ``sql`` (``RESET ALL``, ``DISCARD ALL``), autocommit."""
 
     def reset(conn: Connection) -> None:
         autocommit = conn.autocommit
@@ -164,7 +170,8 @@ class _Pooled:
         self.expires = expires
         self.settings = _settings(conn)
         self.idle_since = 0.0
-        self.poll = _poller(conn)  # used by the thread that checked the connection out only
+        # used by the thread that checked the connection out only
+        self.poll = _poller(conn)
 
 
 _SLOT = object()  # granted to a waiter: a free slot, to connect into
@@ -182,13 +189,14 @@ class ConnectionPool:
     """At most ``max_size`` psycopg2 connections to ``dsn``, shared between threads.
 
     ``connect_kwargs`` go to ``psycopg2.connect`` (for example ``cursor_factory``).
-    ``min_size`` connections are opened at once. ``max_lifetime`` (seconds, each connection
-    gets 90-100% of it so they do not all expire together) and ``max_idle`` (idle connections
-    above ``min_size``, trimmed as connections are returned) replace or close old connections;
-    ``None`` means no limit. ``connect_timeout`` (seconds) bounds one connect attempt; libpq
-    counts whole seconds, at least 2. ``reset`` is called with each returned connection after
-    its rollback (a callable, or SQL such as ``"DISCARD ALL"``); a reset that raises or leaves
-    a transaction open discards the connection.
+    ``min_size`` connections are opened at once. ``max_lifetime`` (seconds, each
+    connection gets 90-100% of it so they do not all expire together) and ``max_idle``
+    (idle connections above ``min_size``, trimmed as connections are returned) replace
+    or close old connections; ``None`` means no limit. ``connect_timeout`` (seconds)
+    bounds one connect attempt; libpq counts whole seconds, at least 2. ``reset`` is
+    called with each returned connection after its rollback (a callable, or SQL such as
+    ``"DISCARD ALL"``); a reset that raises or leaves a transaction open discards the
+    connection.
     """
 
     def __init__(
@@ -205,7 +213,9 @@ class ConnectionPool:
         **connect_kwargs: Any,
     ) -> None:
         if max_size < 1 or not 0 <= min_size <= max_size:
-            raise ValueError(f"need 0 <= min_size <= max_size >= 1, got {min_size}, {max_size}")
+            raise ValueError(
+                f"need 0 <= min_size <= max_size >= 1, got {min_size}, {max_size}"
+            )
         self.dsn = dsn
         self.min_size = min_size
         self.max_size = max_size
@@ -218,7 +228,8 @@ class ConnectionPool:
         self.closed = False
         self._start_afresh()
         _POOLS.add(self)
-        for _ in range(min_size):  # a refused connect after the first: the rest come later
+        # a refused connect after the first: the rest come later
+        for _ in range(min_size):
             with self._lock:
                 self._size += 1
                 self._opening += 1
@@ -255,7 +266,7 @@ class ConnectionPool:
         self.close()
 
     def getconn(self, timeout: float | None = None) -> Connection:
-        """A live connection; waits up to ``timeout`` (default: the pool's) when all are busy."""
+        """A live connection; waits up to ``timeout`` (default: the pool's) if none."""
         if self._pid != _getpid():
             self._after_fork()
         with self._lock:
@@ -273,10 +284,12 @@ class ConnectionPool:
     def _getconn_slow(self, pooled: _Pooled | None, wait: float) -> Connection:
         deadline = _monotonic() + wait
         while True:
-            if pooled is not None:  # dead or expired: close it, connect into its slot if allowed
+            # dead or expired: close it, connect into its slot if allowed
+            if pooled is not None:
                 _close_quietly(pooled.conn)
                 with self._lock:
-                    if self._out.pop(id(pooled.conn), None) is None:  # a waiter reclaimed it
+                    # a waiter reclaimed it
+                    if self._out.pop(id(pooled.conn), None) is None:
                         grant: _Pooled | object = self._acquire(deadline, wait)
                     elif self._may_connect(_monotonic()):
                         self._discarded += 1
@@ -301,7 +314,7 @@ class ConnectionPool:
                 return conn
 
     def _may_connect(self, now: float) -> bool:
-        """A new connect may start now (lock held): not backing off, or one probe at a time."""
+        """A connect may start (lock held): not backing off, or one probe at a time."""
         if not self._retry_at:
             return True
         return now >= self._retry_at and not self._opening
@@ -354,8 +367,8 @@ class ConnectionPool:
     def _timeout_message(self, wait: float, now: float) -> str:
         if self._retry_at and self._size < self.max_size:
             return (
-                f"no database connection after waiting {wait:g}s: the pool holds {self._size} "
-                f"of {self.max_size} connections and connecting failed "
+                f"no database connection after waiting {wait:g}s: the pool holds "
+                f"{self._size} of {self.max_size} connections and connecting failed "
                 f"({self._errors} errors so far, retrying every {self._backoff:.1f}s); "
                 f"last error: {self._last_error}"
             )
@@ -365,7 +378,7 @@ class ConnectionPool:
         )
 
     def _grant_slots(self) -> None:
-        """Hand free slots to the longest waiters, if connecting is allowed (lock held)."""
+        """Free slots to the longest waiters, if connecting is allowed (lock held)."""
         now = _monotonic()
         while self._waiters and self._size < self.max_size and self._may_connect(now):
             waiter = self._waiters.popleft()
@@ -377,8 +390,9 @@ class ConnectionPool:
     def _reclaim_closed(self) -> bool:
         """Free the slots of checked-out connections their caller closed (lock held).
 
-        Legacy code closes a pooled connection instead of returning it; without this its slot
-        would stay taken for ever. Only called when no slot is free, so checkouts stay cheap.
+        Legacy code closes a pooled connection instead of returning it; without this its
+        slot would stay taken for ever. Only called when no slot is free, so checkouts
+        stay cheap.
         """
         dead = [key for key, pooled in self._out.items() if pooled.conn.closed]
         for key in dead:
@@ -392,15 +406,17 @@ class ConnectionPool:
     def _open(self, deadline: float) -> Connection | None:
         """Connect into a slot this thread holds; on failure free it and back off.
 
-        Returns None when the caller should wait again; raises when the pool never connected
-        (a wrong DSN fails fast) or the failure is not a connection error.
+        Returns None when the caller should wait again; raises when the pool never
+        connected (a wrong DSN fails fast) or the failure is not a connection error.
         """
         limit = max(0.0, deadline - _monotonic())
         if self.connect_timeout:
             limit = min(limit, self.connect_timeout)
         try:
             conn = psycopg2.connect(
-                self.dsn, connect_timeout=max(2, math.ceil(limit)), **self.connect_kwargs
+                self.dsn,
+                connect_timeout=max(2, math.ceil(limit)),
+                **self.connect_kwargs,
             )
         except BaseException as exc:
             with self._lock:
@@ -410,10 +426,13 @@ class ConnectionPool:
                     self._grant_slots()
                     raise
                 self._errors += 1
-                self._backoff = min(_BACKOFF_MAX, max(_BACKOFF_FIRST, self._backoff * 2))
+                self._backoff = min(
+                    _BACKOFF_MAX, max(_BACKOFF_FIRST, self._backoff * 2)
+                )
                 self._retry_at = _monotonic() + self._backoff * random.uniform(0.8, 1.0)
                 self._last_error = f"{type(exc).__name__}: {exc}".strip()
-                # never connected, and no other attempt in flight that might: a wrong DSN
+                # never connected, and no other attempt in flight that might: a wrong
+                # DSN
                 never = not self._connects and not self._opening
                 fail_now = never or not isinstance(exc, psycopg2.OperationalError)
             _log.warning(
@@ -426,7 +445,11 @@ class ConnectionPool:
                 raise
             return None
         lifetime = self.max_lifetime
-        expires = math.inf if lifetime is None else _monotonic() + lifetime * random.uniform(0.9, 1)
+        expires = (
+            math.inf
+            if lifetime is None
+            else _monotonic() + lifetime * random.uniform(0.9, 1)
+        )
         pooled = _Pooled(conn, expires)
         with self._lock:
             self._opening -= 1
@@ -441,14 +464,15 @@ class ConnectionPool:
         return conn
 
     def putconn(self, conn: Connection, close: bool = False) -> None:
-        """Give ``conn`` back: cleaned and kept, or closed (``close``, broken, pool closed).
+        """Give ``conn`` back: kept clean, or closed (``close``, broken, pool shut).
 
         A connection another live pool checked out goes back to that pool (say
-        ``get_pool(url).putconn(conn)`` after ``close_pool()`` replaced the pool); one that no
-        pool knows (or inherited across fork) is closed. Returning a connection that is already
-        back in a pool raises ``PoolError`` and changes nothing.
+        ``get_pool(url).putconn(conn)`` after ``close_pool()`` replaced the pool); one
+        that no pool knows (or inherited across fork) is closed. Returning a connection
+        that is already back in a pool raises ``PoolError`` and changes nothing.
         """
-        pooled = self._out.get(id(conn))  # an object in _out is alive: its id is its own
+        # an object in _out is alive: its id is its own
+        pooled = self._out.get(id(conn))
         if pooled is not None:
             self._return(pooled, close)
             return
@@ -479,12 +503,16 @@ class ConnectionPool:
         else:
             keep = self._clean(pooled)
         if not keep:
-            _close_quietly(conn)  # before its slot is freed: never more than max_size open
+            # before its slot is freed: never more than max_size open
+            _close_quietly(conn)
         with self._lock:
             if self._out.pop(id(conn), None) is None:
-                if conn.closed:  # it broke or was closed, and a waiter reclaimed its slot
+                # it broke or was closed, and a waiter reclaimed its slot
+                if conn.closed:
                     return
-                raise PoolError("connection returned twice at once; the second putconn ignored")
+                raise PoolError(
+                    "connection returned twice at once; the second putconn ignored"
+                )
             if keep and not self.closed:
                 if self._waiters:  # first come, first served
                     waiter = self._waiters.popleft()
@@ -512,7 +540,7 @@ class ConnectionPool:
             _close_quietly(conn)
 
     def _clean(self, pooled: _Pooled) -> bool:
-        """Roll back, restore settings, run ``reset``; False when the connection is unusable."""
+        """Roll back, restore settings, run ``reset``; False if it is dead."""
         conn = pooled.conn
         if conn.closed:
             return False
@@ -533,13 +561,15 @@ class ConnectionPool:
                 return True
             self.reset(conn)
         except Exception as exc:
-            _log.warning("discarding a returned connection that could not be reset: %s", exc)
+            _log.warning(
+                "discarding a returned connection that could not be reset: %s", exc
+            )
             return False
         return not conn.closed and conn.get_transaction_status() == _IDLE
 
     @contextlib.contextmanager
     def connection(self, timeout: float | None = None) -> Iterator[Connection]:
-        """Check out a connection; commit on success; ``putconn`` rolls back on error."""
+        """Check out a connection; commit on success; ``putconn`` rolls back errors."""
         conn = self.getconn(timeout)
         try:
             yield conn
@@ -550,8 +580,9 @@ class ConnectionPool:
     def stats(self) -> dict[str, Any]:
         """Current sizes and counters since creation (or since the last fork).
 
-        ``connection_errors`` counts failed connects; ``wait_time`` and ``longest_wait`` are
-        the seconds callers spent waiting in ``getconn`` (in total and the longest one).
+        ``connection_errors`` counts failed connects; ``wait_time`` and ``longest_wait``
+        are the seconds callers spent waiting in ``getconn`` (in total and the longest
+        one).
         """
         with self._lock:
             return {
@@ -570,7 +601,7 @@ class ConnectionPool:
             }
 
     def close(self) -> None:
-        """Close idle connections, fail waiters with ``PoolClosed``; returned ones get closed."""
+        """Close idle ones, fail waiters (``PoolClosed``), close returned ones."""
         with self._lock:
             self.closed = True
             idle, self._idle = self._idle, []
@@ -610,7 +641,8 @@ def _owner_of(conn: Connection) -> ConnectionPool | None:
 
 def _after_fork_in_child() -> None:
     global _pools_lock
-    _pools_lock = threading.Lock()  # another thread may have held it when the process forked
+    # another thread may have held it when the process forked
+    _pools_lock = threading.Lock()
     for pool in list(_POOLS):
         pool._after_fork()
 
@@ -620,9 +652,10 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
 
 _pools: dict[str, ConnectionPool] = {}
 _pools_lock = threading.Lock()
-# dsn -> connect_kwargs of a pool close_pool() closed while connections were checked out: the
-# next get_pool() may well be the ``get_pool(url).putconn(conn)`` in a ``finally`` (no kwargs),
-# so the new pool opens nothing up front and keeps the old one's connect_kwargs
+# dsn -> connect_kwargs of a pool close_pool() closed while connections were checked
+# out: the next get_pool() may well be the ``get_pool(url).putconn(conn)`` in a
+# ``finally`` (no kwargs), so the new pool opens nothing up front and keeps the old
+# one's connect_kwargs
 _closed_busy: dict[str, dict[str, Any]] = {}
 
 
@@ -635,17 +668,19 @@ def _env_number(name: str, default: float | None) -> float | None:
     try:
         return float(value)
     except ValueError:
-        raise PoolError(f"environment variable {name}: expected a number, got {value!r}") from None
+        raise PoolError(
+            f"environment variable {name}: expected a number, got {value!r}"
+        ) from None
 
 
 def get_pool(dsn: str | None = None, **connect_kwargs: Any) -> ConnectionPool:
-    """The process-wide pool for ``dsn`` (default: env ``DATABASE_URL``), created on first use.
+    """The process-wide pool for ``dsn`` (default ``$DATABASE_URL``), made on first use.
 
-    The first call's ``connect_kwargs`` configure the pool; later calls just return it. It
-    opens ``DB_POOL_MIN_SIZE`` connections at once, unless it replaces a pool ``close_pool()``
-    closed while connections were checked out: then it opens none up front (their ``putconn``
-    would otherwise connect) and, when this call gives no ``connect_kwargs``, keeps the old
-    pool's.
+    The first call's ``connect_kwargs`` configure the pool; later calls just return it.
+    It opens ``DB_POOL_MIN_SIZE`` connections at once, unless it replaces a pool
+    ``close_pool()`` closed while connections were checked out: then it opens none up
+    front (their ``putconn`` would otherwise connect) and, when this call gives no
+    ``connect_kwargs``, keeps the old pool's.
     """
     if dsn is None:
         dsn = os.environ.get("DATABASE_URL")
@@ -696,13 +731,18 @@ def getconn(
 ) -> Connection:
     """A connection from the process-wide pool for these ``psycopg2.connect`` arguments.
 
-    Takes what ``psycopg2.connect`` takes (a DSN, keyword parameters, ``**config``); the same
-    arguments give the same pool. Give the connection back with :func:`putconn`.
+    Takes what ``psycopg2.connect`` takes (a DSN, keyword parameters, ``**config``); the
+    same arguments give the same pool. Give the connection back with :func:`putconn`.
     """
     if params:
         dsn = make_dsn(dsn, **params)
-    factories = {"connection_factory": connection_factory, "cursor_factory": cursor_factory}
-    return get_pool(dsn, **{k: v for k, v in factories.items() if v is not None}).getconn()
+    factories = {
+        "connection_factory": connection_factory,
+        "cursor_factory": cursor_factory,
+    }
+    return get_pool(
+        dsn, **{k: v for k, v in factories.items() if v is not None}
+    ).getconn()
 
 
 def putconn(conn: Any) -> None:
@@ -719,7 +759,7 @@ def putconn(conn: Any) -> None:
 
 @contextlib.contextmanager
 def borrowed(conn: Any) -> Iterator[Any]:
-    """``with borrowed(getconn(...)) as conn:``: give ``conn`` back when the block ends."""
+    """``with borrowed(getconn(...)) as conn:`` gives ``conn`` back after the block."""
     try:
         yield conn
     finally:

@@ -1,12 +1,13 @@
 """Rows that read by position and by column name: ``row[0]`` and ``row["email"]``.
 
-A ``Row`` is a tuple: it unpacks, compares equal to the tuple it replaces and serialises to
-the same JSON array, so code that indexed tuples keeps working while new code reads names.
-Each distinct column list gets one generated subclass holding the shared name -> index map.
+A ``Row`` is a tuple: it unpacks, compares equal to the tuple it replaces and serialises
+to the same JSON array, so code that indexed tuples keeps working while new code reads
+names. Each distinct column list gets one generated subclass holding the shared name ->
+index map.
 
-Duplicate column names (``SELECT u.id, p.id``) stay reachable by position only: reading them
-by name raises ``KeyError`` naming the duplicate instead of silently returning one of them.
-Rows pickle (and copy) with their column names.
+Duplicate column names (``SELECT u.id, p.id``) stay reachable by position only: reading
+them by name raises ``KeyError`` naming the duplicate instead of silently returning one
+of them. Rows pickle (and copy) with their column names.
 """
 
 from __future__ import annotations
@@ -35,9 +36,12 @@ class Row(tuple):
             except KeyError:
                 if key in self._names:
                     raise KeyError(
-                        f"column {key!r} appears more than once in this row; read it by position"
+                        f"column {key!r} appears more than once in this row; "
+                        "read it by position"
                     ) from None
-                raise KeyError(f"no column {key!r} in this row (columns: {self._names})") from None
+                raise KeyError(
+                    f"no column {key!r} in this row (columns: {self._names})"
+                ) from None
         return _tuple_getitem(self, key)
 
     def keys(self) -> tuple[str, ...]:
@@ -45,7 +49,7 @@ class Row(tuple):
         return self._names
 
     def __reduce__(self) -> tuple[Any, ...]:
-        """Pickle as the names and the values: the per-column-list class is rebuilt on load."""
+        """Pickle as names and values: the per-column-list class is rebuilt on load."""
         return _unpickle, (self._names, tuple(self))
 
 
@@ -73,12 +77,13 @@ def _names(description: Sequence[Sequence[Any]]) -> tuple[str, ...]:
 
 
 def _as_rows(cls: type[Row], rows: list[tuple[Any, ...]]) -> list[Row]:
-    """``rows`` turned into ``cls`` objects in place, each tuple freed as its row is made.
+    """``rows`` made ``cls`` objects in place, each tuple freed as its row is made.
 
-    Building a new list would keep every tuple alive until the end, so each row would add one
-    object to the collector's count: 50,000 rows set off some seventy collections, sometimes a
-    full one over the whole heap. Replacing in place frees one tracked object per one made,
-    the count stays flat and the fetch costs what the tuples alone cost.
+    Building a new list would keep every tuple alive until the end, so each row would
+    add one object to the collector's count: 50,000 rows set off some seventy
+    collections, sometimes a full one over the whole heap. Replacing in place frees one
+    tracked object per one made, the count stays flat and the fetch costs what the
+    tuples alone cost.
     """
     new = tuple.__new__
     for i, values in enumerate(rows):

@@ -1,12 +1,13 @@
-"""SQLite for development: one connection per Flask request, and ``%s`` SQL that runs on it.
+"""SQLite for development: one connection per Flask request; ``%s`` SQL runs on it.
 
-``get_db(path)`` keeps one connection per database file on ``flask.g``; ``init_app(app)``
-closes it when the app context ends. Code written for connect-per-call still calls
-``close()`` (or ``release_db``) after each statement: on a request's connection that ends one
-user's use (each ``get_db`` call is one user) and, when the last user lets go, rolls back what
-was not committed, as closing did; the connection stays open for the next call. So an
-``execute_sql`` called between a route's uncommitted INSERT and its commit does not roll the
-INSERT back. Outside an app context (scripts) ``get_db`` opens a short-lived connection.
+``get_db(path)`` keeps one connection per database file on ``flask.g``;
+``init_app(app)`` closes it when the app context ends. Code written for connect-per-call
+still calls ``close()`` (or ``release_db``) after each statement: on a request's
+connection that ends one user's use (each ``get_db`` call is one user) and, when the
+last user lets go, rolls back what was not committed, as closing did; the connection
+stays open for the next call. So an ``execute_sql`` called between a route's uncommitted
+INSERT and its commit does not roll the INSERT back. Outside an app context (scripts)
+``get_db`` opens a short-lived connection.
 
 ``to_qmark(sql)`` rewrites psycopg2 placeholders for sqlite3 with a small tokenizer, so
 ``%s`` inside string literals, quoted identifiers and comments is left alone.
@@ -21,7 +22,7 @@ from typing import Any
 
 try:
     from .db_rows import sqlite_row_factory
-except ImportError:  # copied into a flat app, where it is a top-level module beside db_rows
+except ImportError:  # copied into a flat app, beside the top-level module db_rows
     from db_rows import sqlite_row_factory  # type: ignore[no-redef]
 
 _G_KEY = "_claun_sqlite_connections"
@@ -31,7 +32,7 @@ _RETURNING = re.compile(r"\bRETURNING\b", re.IGNORECASE)
 
 
 class ReturningCursor(sqlite3.Cursor):
-    """Reads the rows of ``INSERT/UPDATE/DELETE ... RETURNING`` at once, as psycopg2 does.
+    """Reads the rows of ``INSERT/UPDATE/DELETE ... RETURNING`` at once, as psycopg2.
 
     SQLite refuses to commit while a statement still has rows to give, so the PostgreSQL
     habit of committing before fetching the ``RETURNING`` row would fail without this.
@@ -81,10 +82,11 @@ class Connection(sqlite3.Connection):
 
 
 class RequestConnection(Connection):
-    """A request's connection, shared by its ``get_db`` callers until the app context ends.
+    """A request's connection, shared by its ``get_db`` callers until the context ends.
 
-    ``get_db`` counts a user; ``close()`` (and ``release_db``) drops one and rolls back only
-    when none is left, so one caller's release cannot discard another's uncommitted work.
+    ``get_db`` counts a user; ``close()`` (and ``release_db``) drops one and rolls back
+    only when none is left, so one caller's release cannot discard another's uncommitted
+    work.
     """
 
     users = 0
@@ -99,7 +101,7 @@ class RequestConnection(Connection):
             self.rollback()
 
     def close_for_real(self) -> None:
-        """Roll back uncommitted work and close the connection, whoever still uses it."""
+        """Roll back uncommitted work and close the connection, whoever uses it."""
         if self.torn_down:
             return
         self.torn_down = True
@@ -112,16 +114,19 @@ class RequestConnection(Connection):
             sqlite3.Connection.close(self)
 
 
-def _connect(path: str, factory: type[sqlite3.Connection], **options: Any) -> sqlite3.Connection:
+def _connect(
+    path: str, factory: type[sqlite3.Connection], **options: Any
+) -> sqlite3.Connection:
     conn = sqlite3.connect(path, factory=factory, **options)
     conn.row_factory = sqlite_row_factory
     return conn
 
 
 def get_db(path: str, **options: Any) -> sqlite3.Connection:
-    """The current request's connection to ``path`` (one more user); outside a request a new
-    short-lived one. Give it back with ``release_db`` (or its ``close()``). ``options`` are
-    ``sqlite3.connect``'s (``timeout``, ``detect_types``...), used when the connection opens."""
+    """The current request's connection to ``path`` (one more user); outside a request a
+    new short-lived one. Give it back with ``release_db`` (or its ``close()``).
+    ``options`` are ``sqlite3.connect``'s (``timeout``, ``detect_types``...), used when
+    the connection opens."""
     options.pop("check_same_thread", None)  # a request's connection stays in its thread
     try:
         from flask import g, has_app_context
@@ -138,8 +143,9 @@ def get_db(path: str, **options: Any) -> sqlite3.Connection:
 
 
 def release_db(conn: sqlite3.Connection) -> None:
-    """End one call's use of ``conn``: close a short-lived one; on a request's connection drop
-    one user and, if it was the last, roll back uncommitted work (teardown closes it)."""
+    """End one call's use of ``conn``: close a short-lived one; on a request's
+    connection drop one user and, if it was the last, roll back uncommitted work
+    (teardown closes it)."""
     conn.close()
 
 
@@ -152,7 +158,7 @@ def close_db(exc: BaseException | None = None) -> None:
 
 
 def init_app(app: Any) -> None:
-    """Close request connections when each app context ends; calling it twice is harmless."""
+    """Close request connections when each app context ends; twice is harmless."""
     if close_db not in app.teardown_appcontext_funcs:
         app.teardown_appcontext(close_db)
 
@@ -183,10 +189,11 @@ def _replace(match: re.Match[str]) -> str:
 
 @functools.lru_cache(maxsize=1024)
 def to_qmark(sql: str) -> str:
-    """``sql`` written for psycopg2 (``%s``, ``%(name)s``) rewritten for sqlite3 (``?``, ``:name``).
+    """``sql`` for psycopg2 (``%s``, ``%(name)s``) made sqlite3's (``?``, ``:name``).
 
-    ``%%`` becomes ``%`` everywhere, as psycopg2 does whenever parameters are passed (the
-    migrated ``execute_sql`` always passes them); other ``%`` signs in literals stay as they are.
+    ``%%`` becomes ``%`` everywhere, as psycopg2 does whenever parameters are passed
+    (the migrated ``execute_sql`` always passes them); other ``%`` signs in literals
+    stay as they are.
     """
     return _TOKENS.sub(_replace, sql)
 
@@ -206,8 +213,9 @@ def _sqlite_ddl(sql: str) -> str:
 
 def sql_for(conn: Any, sql: str) -> str:
     """``sql`` written for PostgreSQL, as ``conn`` needs it: unchanged for psycopg2; for
-    sqlite3 with ``?`` placeholders (:func:`to_qmark`) and ``SERIAL PRIMARY KEY`` columns as
-    SQLite's ``INTEGER PRIMARY KEY AUTOINCREMENT`` (string literals and comments untouched)."""
+    sqlite3 with ``?`` placeholders (:func:`to_qmark`) and ``SERIAL PRIMARY KEY``
+    columns as SQLite's ``INTEGER PRIMARY KEY AUTOINCREMENT`` (string literals and
+    comments untouched)."""
     if not isinstance(conn, sqlite3.Connection) or not isinstance(sql, str):
         return sql
     if "SERIAL" in sql.upper():
