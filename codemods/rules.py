@@ -70,7 +70,7 @@ _RULES = (
         "columns and every reference to the function is a call the analysis follows. Rows of "
         "different queries, other values (a test passing a tuple) or a function passed as a "
         "value leave its positional reads unproven.",
-        'def serialise(row):\n    return {"id": row[0]}\n\n'
+        'def serialise(row):\n    return {"id": row[0]}\n\n\n'
         'serialise(execute_sql("SELECT id FROM jobs", fetch=True)[0])\n'
         'serialise(execute_sql("SELECT title, id FROM jobs", fetch=True)[0])',
         "Read it by name inside the function, or give each query its own function; the "
