@@ -1,20 +1,154 @@
-"""Imports a codemod added, moved to the section isort (and ruff's I001) puts them in.
+"""Imports a codemod added, in the section isort (and ruff's I001) puts them in.
 
-libcst's ``AddImportsVisitor`` appends new imports after the last import at the top of the
-module, with no blank line: ``from .db_pool import getconn`` lands in the standard-library
-block. Here each added import goes to the block of its own package (sorted in it), a relative
-import to the block of relative imports; without one, it opens a block after the others (an
-absolute one before the relative block), one blank line above. The user's imports keep their
-order and formatting; imports anywhere but the top (``if TYPE_CHECKING:``) are not looked at.
+Codemods schedule imports with libcst's ``AddImportsVisitor.add_needed_import``; the visitor
+itself would walk the whole tree twice and append new imports after the last import at the top
+of the module, with no blank line: ``from .db_pool import getconn`` would land in the
+standard-library block. Here :func:`add_imports` adds the scheduled ones the module's top
+imports lack, and :func:`place_added_imports` moves each added import to the block of its own
+package (sorted in it), a relative import to the block of relative imports; without one, it
+opens a block after the others (an absolute one before the relative block), one blank line
+above. The user's imports keep their order and formatting; imports anywhere but the top
+(``if TYPE_CHECKING:``) are not looked at.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import ast
+from collections.abc import Iterable, Sequence
 
 import libcst as cst
+from libcst.codemod.visitors import ImportItem
 
 Block = list[cst.SimpleStatementLine]
+
+
+def add_imports(module: cst.Module, wanted: Sequence[ImportItem]) -> cst.Module:
+    """``module`` with a ``from M import name`` (or ``import M``) for each of ``wanted`` that its
+    top imports do not already bind, after them (``place_added_imports`` then sorts them in)."""
+    start, run = _top_imports(module)
+    have = {_item_key(alias, s.body[0]) for s in run for alias in _aliases(s.body[0])}
+    new: Block = []
+    for item in wanted:
+        key = (item.module, item.obj_name, item.alias)
+        star = (item.module, "*", None)
+        if key in have or (item.obj_name and star in have):
+            continue
+        have.add(key)
+        alias = f" as {item.alias}" if item.alias else ""
+        code = (
+            f"import {item.module}"
+            if item.obj_name is None
+            else (f"from {item.module} import {item.obj_name}")
+        )
+        new.append(cst.parse_statement(code + alias))  # type: ignore[arg-type]
+    if not new:
+        return module
+    body = list(module.body)
+    end = start + len(run)
+    if end < len(body):
+        body[end] = _blank_above(body[end])
+    body[end:end] = new
+    return module.with_changes(body=body)
+
+
+def without_unused_imports(module: cst.Module, candidates: Iterable[str]) -> cst.Module:
+    """``module`` without the names its top-level imports bind that are among ``candidates``
+    and that nothing else in the module uses any more (a statement left with no name goes,
+    its blank lines and comments staying on the statement that follows it)."""
+    candidates = set(candidates)
+    if not candidates:
+        return module
+    used = _used_names(module)
+    if used is None:
+        return module
+    body: list[cst.BaseStatement] = []
+    carried: Sequence[cst.EmptyLine] = ()
+    for statement in module.body:
+        node = statement.body[0] if isinstance(statement, cst.SimpleStatementLine) else None
+        if isinstance(node, cst.Import | cst.ImportFrom) and len(statement.body) == 1:  # type: ignore[union-attr]
+            aliases = _aliases(node)
+            gone = [
+                a
+                for a in aliases
+                if a is not None and (b := _bound(a, node)) in candidates and b not in used
+            ]
+            if gone and len(gone) == len(aliases):
+                carried = [*carried, *statement.leading_lines]
+                continue
+            if gone:
+                kept = [a for a in aliases if all(a is not g for g in gone)]
+                kept[-1] = kept[-1].with_changes(comma=cst.MaybeSentinel.DEFAULT)  # type: ignore[union-attr]
+                statement = statement.with_changes(body=[node.with_changes(names=kept)])
+        if carried:
+            statement = statement.with_changes(
+                leading_lines=_joined(carried, statement.leading_lines)
+            )
+            carried = ()
+        body.append(statement)
+    return module.with_changes(body=body)
+
+
+def _joined(above: Sequence[cst.EmptyLine], below: Sequence[cst.EmptyLine]) -> list[cst.EmptyLine]:
+    """The lines left where a statement went: its own above the next one's, the blank lines
+    where they meet as many as the larger of the two had."""
+    ours, theirs = _leading_blank(above[::-1]), _leading_blank(below)
+    return [
+        *above[: len(above) - ours],
+        *[cst.EmptyLine() for _ in range(max(ours, theirs))],
+        *below[theirs:],
+    ]
+
+
+def _used_names(module: cst.Module) -> set[str] | None:
+    """Every name the module's code reads or binds outside imports, and every string it holds
+    (``__all__``, string annotations); None when Python cannot parse it here."""
+    try:
+        tree = ast.parse(module.code)
+    except (SyntaxError, ValueError):
+        return None
+    used: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            used.add(node.id)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str):
+            used.update(node.value.replace(".", " ").replace("[", " ").split())
+    return used
+
+
+def _bound(alias: cst.ImportAlias, node: cst.Import | cst.ImportFrom) -> str:
+    """The name an imported alias binds (``import a.b`` binds ``a``)."""
+    code = cst.Module([]).code_for_node
+    if alias.asname is not None:
+        return code(alias.asname.name)
+    name = code(alias.name)
+    return name.split(".")[0] if isinstance(node, cst.Import) else name
+
+
+def _aliases(node: cst.BaseSmallStatement) -> Sequence[cst.ImportAlias | None]:
+    names = getattr(node, "names", ())
+    return [None] if isinstance(names, cst.ImportStar) else names
+
+
+def _item_key(
+    alias: cst.ImportAlias | None, node: cst.BaseSmallStatement
+) -> tuple[str, str | None, str | None]:
+    """(module, name, as-name) of one imported name, as an ``ImportItem`` spells them."""
+    code = cst.Module([]).code_for_node
+    asname = code(alias.asname.name) if alias is not None and alias.asname else None
+    if isinstance(node, cst.Import):
+        assert alias is not None
+        return code(alias.name), None, asname
+    assert isinstance(node, cst.ImportFrom)
+    module = "." * len(node.relative) + (code(node.module) if node.module else "")
+    return module, "*" if alias is None else code(alias.name), asname
+
+
+def _blank_above(statement: cst.BaseStatement) -> cst.BaseStatement:
+    """The first statement after the imports, one blank line below them."""
+    lines = statement.leading_lines
+    if lines and lines[0].comment is None:
+        return statement
+    return statement.with_changes(leading_lines=[cst.EmptyLine(), *lines])
 
 
 def place_added_imports(before: cst.Module, after: cst.Module) -> cst.Module:

@@ -11,14 +11,58 @@ import hashlib
 import os
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import libcst as cst
-from libcst.codemod import CodemodContext
-from libcst.metadata import PositionProvider
+from libcst.codemod import Codemod, CodemodCommand, CodemodContext
+from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
+from libcst.metadata import MetadataWrapper, PositionProvider
+
+from claun_migrate.codemods._imports import add_imports, place_added_imports
 
 FINDINGS = "claun.findings"
 COMPANIONS = "claun.companions"
+
+
+class Command(CodemodCommand, cst.CSTTransformer):
+    """Base of our codemods: one plain walk of the tree, metadata resolved on the tree as given.
+
+    libcst's ``VisitorBasedCodemodCommand`` sends every node through its matcher dispatch and
+    deep-copies the tree before each codemod and each import visitor it runs after. A parsed
+    tree holds every node once and our codemods never insert one node object twice, so here
+    the tree is used as it is (``unsafe_skip_copy``); a codemod with nothing to do for a file
+    says so in :meth:`skip` and costs no walk at all. Imports scheduled with
+    ``AddImportsVisitor.add_needed_import`` are added without another walk, in their isort
+    section (:mod:`claun_migrate.codemods._imports`).
+    """
+
+    def skip(self, tree: cst.Module) -> bool:
+        """Whether this file needs no walk (findings may still be recorded here)."""
+        return False
+
+    def transform_module(self, tree: cst.Module) -> cst.Module:
+        if self.skip(tree):
+            return tree
+        after = _run(self, tree)
+        if RemoveImportsVisitor.CONTEXT_KEY in self.context.scratch:
+            after = _run(RemoveImportsVisitor(self.context), after)
+        wanted = self.context.scratch.pop(AddImportsVisitor.CONTEXT_KEY, ())
+        return place_added_imports(tree, add_imports(after, wanted)) if wanted else after
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        return tree.visit(self)
+
+
+def _run(codemod: Codemod, tree: cst.Module) -> cst.Module:
+    """``codemod``'s transform of ``tree``, with its metadata and no copy of the tree."""
+    wrapper = MetadataWrapper(tree, unsafe_skip_copy=True)
+    outer = codemod.context
+    with codemod.resolve(wrapper):
+        codemod.context = replace(outer, wrapper=wrapper)
+        try:
+            return codemod.transform_module_impl(wrapper.module)
+        finally:
+            codemod.context = outer
 
 
 @dataclass(frozen=True)

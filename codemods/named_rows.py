@@ -42,10 +42,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import libcst as cst
-from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
+from libcst.codemod import CodemodContext
 
 from claun_migrate.codemods._sql import create_tables
-from claun_migrate.codemods._support import ORIGINAL, moved, rely_on, report_at
+from claun_migrate.codemods._support import ORIGINAL, Command, moved, rely_on, report_at
 from claun_migrate.codemods.data_layer import Rows, rows_are_shipped
 from claun_migrate.codemods.row_flow import key_of_code, plan_for
 
@@ -157,7 +157,7 @@ def gathered_plan(
     }
 
 
-class NamedRowsCommand(VisitorBasedCodemodCommand):
+class NamedRowsCommand(Command):
     """Name proven positional row accesses; report the unproven ones for review."""
 
     DESCRIPTION = DESCRIPTION
@@ -243,7 +243,8 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
         names, found = gathered.get("names") or {}, gathered.get("found") or {}
         return set(names) | set(found) | set(gathered.get("sql") or {})  # type: ignore[arg-type]
 
-    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+    def skip(self, tree: cst.Module) -> bool:
+        """Report this file's findings of the plan; walk only a file with reads or SQL to edit."""
         filename = self.context.filename or "module.py"
         if self.plan is None:  # alone: this module, and the data layer named
             sources = {**self.extra, filename: tree.code}
@@ -255,16 +256,21 @@ class NamedRowsCommand(VisitorBasedCodemodCommand):
         else:
             names, found, relies, sql = self.plan
         self._names = dict(names.get(filename, ()))  # type: ignore[union-attr]
-        self._seen, self._rename, self._module = {}, {}, tree
         self._sql = dict(sql.get(filename, ()))  # type: ignore[union-attr]
-        self._strings, self._concatenated = {}, 0
-        original = self.context.scratch.get(ORIGINAL, tree.code)
-        at = moved(original, tree.code)  # earlier codemods of the run may have moved lines
-        for line, column, code, message, suggestion in found.get(filename, ()):  # type: ignore[union-attr]
-            report_at(self.context, *at(line, column), code, message, suggestion)
+        findings = found.get(filename, ())  # type: ignore[union-attr]
+        if findings:
+            current = tree.code
+            at = moved(self.context.scratch.get(ORIGINAL, current), current)
+            for line, column, code, message, suggestion in findings:
+                report_at(self.context, *at(line, column), code, message, suggestion)
         if self._names or self._sql:
             for path in relies.get(filename, ()):  # type: ignore[union-attr]
                 rely_on(self.context, os.path.abspath(path))
+        return not (self._names or self._sql)
+
+    def transform_module_impl(self, tree: cst.Module) -> cst.Module:
+        self._seen, self._rename, self._module = {}, {}, tree
+        self._strings, self._concatenated = {}, 0
         result = super().transform_module_impl(tree)
         if len(self._pieces) != len(self._sql):  # names read from them would raise KeyError
             raise RuntimeError("an SQL literal planned for an unsafe fix was not found")

@@ -29,12 +29,12 @@ from pathlib import Path
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
-from libcst.codemod.visitors import AddImportsVisitor, RemoveImportsVisitor
+from libcst.codemod import CodemodContext
+from libcst.codemod.visitors import AddImportsVisitor
 from libcst.metadata import PositionProvider
 
 from claun_migrate.codemods import _support as support
-from claun_migrate.codemods._imports import place_added_imports
+from claun_migrate.codemods._imports import without_unused_imports
 from claun_migrate.codemods.data_layer import (
     DRIVERS,
     RUNTIME_FILES,
@@ -85,7 +85,7 @@ def runtime_import(filename: str, home: str, module: str) -> tuple[str, int]:
     return ".".join([*there.relative_to(root).parts, module]), 0
 
 
-class PoolConnectionsCommand(VisitorBasedCodemodCommand):
+class PoolConnectionsCommand(support.Command):
     """Borrow every connection from the shipped pool (or the request) and give it back."""
 
     DESCRIPTION = "Take PostgreSQL connections from a pool and SQLite ones per request."
@@ -118,7 +118,8 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
         self.home = home
         self.dropped: dict[int, cst.SimpleStatementLine] = {}  # kept alive: ids stay unique
         self.used_runtime = False
-        self.connected = False
+        self.unused: set[str] = set()  # names an edit may have left unused
+        self.drivers: set[str] = set()  # names the module's driver imports bind
         self.bound: set[str] = set()
 
     @classmethod
@@ -155,12 +156,8 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
 
     # the module
 
-    def transform_module(self, tree: cst.Module) -> cst.Module:
-        """The edits, then the imports they need moved to their isort section."""
-        return place_added_imports(tree, super().transform_module(tree))
-
-    def visit_Module(self, node: cst.Module) -> bool:
-        self.bound = _module_names(node)
+    def skip(self, tree: cst.Module) -> bool:
+        """Report the model's problems and reliances; walk only a file the model edits."""
         for problem in self.problems:
             support.report_at(
                 self.context,
@@ -172,21 +169,31 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
             )
         for path in self.relies:
             support.rely_on(self.context, os.path.abspath(path))
-        return bool(self.edits)
+        return not self.edits
+
+    def visit_Module(self, node: cst.Module) -> bool:
+        self.bound = _module_names(node)
+        self.drivers = {
+            name
+            for statement in node.body
+            if isinstance(statement, cst.SimpleStatementLine) and _imports_driver(statement.body[0])
+            for name in _bound_names(statement.body[0])
+        }
+        return True
 
     def leave_Call(self, original_node: cst.Call, updated_node: cst.Call) -> cst.BaseExpression:
         connect = self._edit(original_node, "connect")
         if connect is not None:
-            self.connected = True
+            self.unused |= self.drivers | _names(original_node.func)
         if connect is not None and connect.arg == "postgres":
             getconn = self._runtime("db_pool", "getconn")
             args = list(updated_node.args)
             if not any(a.keyword and a.keyword.value == "cursor_factory" for a in args):
                 row_cursor = self._runtime("db_rows", "RowCursor")
                 if args and args[-1].comma is cst.MaybeSentinel.DEFAULT:
-                    args[-1] = args[-1].with_changes(comma=_COMMA)
+                    args[-1] = args[-1].with_changes(comma=_comma())
                 factory = cst.Arg(cst.Name(row_cursor), keyword=cst.Name("cursor_factory"))
-                args.append(factory.with_changes(equal=_EQUAL))
+                args.append(factory.with_changes(equal=_equal()))
             return updated_node.with_changes(func=cst.Name(getconn), args=args)
         if connect is not None:
             return updated_node.with_changes(func=cst.Name(self._runtime("db_sqlite", "get_db")))
@@ -195,8 +202,7 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
             return cst.Call(cst.Name(self._runtime("db_pool", "putconn")), [cst.Arg(conn)])
         borrow = self._edit(original_node, "borrow")
         if borrow is not None and borrow.arg == "closing":  # closing(x) -> borrowed(x)
-            RemoveImportsVisitor.remove_unused_import(self.context, "contextlib", "closing")
-            RemoveImportsVisitor.remove_unused_import(self.context, "contextlib")
+            self.unused |= _names(original_node.func)
             return updated_node.with_changes(func=cst.Name(self._runtime("db_pool", "borrowed")))
         return updated_node
 
@@ -206,7 +212,7 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
             return updated_node
         value = cst.Call(
             cst.Name(self._runtime("db_sqlite", "sql_for")),
-            [cst.Arg(cst.Name(sql.arg), comma=_COMMA), cst.Arg(updated_node.value)],
+            [cst.Arg(cst.Name(sql.arg), comma=_comma()), cst.Arg(updated_node.value)],
         )
         return updated_node.with_changes(value=value)
 
@@ -222,7 +228,7 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
             )
             conn = item.asname.name
             items += [
-                item.with_changes(item=borrowed, comma=_COMMA),
+                item.with_changes(item=borrowed, comma=_comma()),
                 cst.WithItem(conn, comma=item.comma),  # type: ignore[arg-type]
             ]
         return updated_node.with_changes(items=items)
@@ -234,7 +240,7 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
         if self._edit(first, "row-factory") is not None:
             return self._drop()
         if isinstance(first, cst.Expr) and self._edit(first.value, "drop") is not None:
-            RemoveImportsVisitor.remove_unused_import_by_node(self.context, first.value)
+            self.unused |= _names(first.value)
             return self._drop()
         return updated_node
 
@@ -288,8 +294,7 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
             updated_node = updated_node.with_changes(
                 body=self._rewrite(original_node.body, updated_node.body)
             )
-        if self.connected:
-            updated_node = _without_unused_driver_imports(updated_node)
+        updated_node = without_unused_imports(updated_node, self.unused)
         if self.used_runtime and self.home is not None:
             ask_for_runtime_copies(self.context, self.home)
             support.require(self.context, "psycopg2", "psycopg2-binary")
@@ -299,39 +304,9 @@ class PoolConnectionsCommand(VisitorBasedCodemodCommand):
         return updated_node
 
 
-def _without_unused_driver_imports(module: cst.Module) -> cst.Module:
-    """``module`` without the top-level driver imports nothing uses any more; the blank lines
-    and comments above a removed import stay, on the statement that follows it."""
-    used = {
-        name.value
-        for statement in module.body
-        if not (
-            isinstance(statement, cst.SimpleStatementLine)
-            and all(isinstance(s, cst.Import | cst.ImportFrom) for s in statement.body)
-        )
-        for name in m.findall(statement, m.Name())
-        if isinstance(name, cst.Name)
-    }
-    body: list[cst.BaseStatement] = []
-    carried: Sequence[cst.EmptyLine] = ()
-    for statement in module.body:
-        if (
-            isinstance(statement, cst.SimpleStatementLine)
-            and len(statement.body) == 1
-            and _imports_driver(statement.body[0])
-            and not _bound_names(statement.body[0]) & used
-        ):
-            carried = [*carried, *statement.leading_lines]
-            continue
-        if carried:
-            statement = statement.with_changes(
-                leading_lines=[*carried, *statement.leading_lines][: len(carried)]
-                if not statement.leading_lines
-                else [*carried, *(line for line in statement.leading_lines if line.comment)]
-            )
-            carried = ()
-        body.append(statement)
-    return module.with_changes(body=body)
+def _names(node: cst.CSTNode) -> set[str]:
+    """The names ``node`` reads."""
+    return {n.value for n in m.findall(node, m.Name()) if isinstance(n, cst.Name)}
 
 
 def _bound_names(node: cst.CSTNode) -> set[str]:
@@ -380,5 +355,11 @@ def _module_names(module: cst.Module) -> set[str]:
     return names
 
 
-_COMMA = cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
-_EQUAL = cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))
+def _comma() -> cst.Comma:
+    """``, `` (a new node each time: a tree must not hold one node twice)."""
+    return cst.Comma(whitespace_after=cst.SimpleWhitespace(" "))
+
+
+def _equal() -> cst.AssignEqual:
+    """``=`` of a keyword argument, without spaces (a new node each time)."""
+    return cst.AssignEqual(cst.SimpleWhitespace(""), cst.SimpleWhitespace(""))

@@ -14,12 +14,10 @@ from collections.abc import Mapping, Sequence
 
 import libcst as cst
 import libcst.matchers as m
-from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
+from libcst.codemod import CodemodContext
 from libcst.codemod.visitors import AddImportsVisitor
-from libcst.metadata import PositionProvider
 
 from claun_migrate.codemods import _support as support
-from claun_migrate.codemods._imports import place_added_imports
 from claun_migrate.codemods.data_layer import analyse
 from claun_migrate.codemods.pool_connections import ask_for_runtime_copies, runtime_import
 
@@ -29,18 +27,16 @@ FLASK_APP = m.Assign(
 )
 
 
-class SqlitePerRequestCommand(VisitorBasedCodemodCommand):
+class SqlitePerRequestCommand(support.Command):
     """Close the request's SQLite connection at teardown: ``init_app(app)`` where apps are made."""
 
     DESCRIPTION = "Give SQLite one connection per request: init_app(app) where the app is made."
     TRIGGERS = ("Flask(",)
     REQUIRES = ("pool-connections",)
-    METADATA_DEPENDENCIES = (PositionProvider,)
 
     def __init__(self, context: CodemodContext, home: str | None = None) -> None:
         super().__init__(context)
         self.home = home
-        self.generated = False
         self.wired = False
 
     @classmethod
@@ -53,16 +49,13 @@ class SqlitePerRequestCommand(VisitorBasedCodemodCommand):
         )
         return {"home": model.home if uses else None}
 
-    def transform_module(self, tree: cst.Module) -> cst.Module:
-        """The edits, then the imports they need moved to their isort section."""
-        return place_added_imports(tree, super().transform_module(tree))
-
-    def visit_Module(self, node: cst.Module) -> bool:
-        self.generated = any(
+    def skip(self, tree: cst.Module) -> bool:
+        """Nothing to wire without SQLite request connections, nor in a runtime copy."""
+        generated = any(
             line.comment is not None and support.GENERATED in line.comment.value
-            for line in node.header
+            for line in tree.header
         )
-        return self.home is not None and not self.generated
+        return self.home is None or generated
 
     def _wire(self, body: Sequence[cst.BaseStatement]) -> list[cst.BaseStatement]:
         """``body`` with ``init_app(app)`` after each ``app = Flask(...)`` not yet wired."""
@@ -83,8 +76,6 @@ class SqlitePerRequestCommand(VisitorBasedCodemodCommand):
         return statements
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
-        if self.home is None or self.generated:
-            return updated_node
         updated = updated_node.with_changes(body=self._wire(updated_node.body))
         if self.wired:
             ask_for_runtime_copies(self.context, self.home)
@@ -93,7 +84,7 @@ class SqlitePerRequestCommand(VisitorBasedCodemodCommand):
     def leave_FunctionDef(
         self, original_node: cst.FunctionDef, updated_node: cst.FunctionDef
     ) -> cst.FunctionDef:
-        if self.home is None or not isinstance(updated_node.body, cst.IndentedBlock):
+        if not isinstance(updated_node.body, cst.IndentedBlock):
             return updated_node
         body = self._wire(updated_node.body.body)
         return updated_node.with_changes(body=updated_node.body.with_changes(body=body))

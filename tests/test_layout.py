@@ -19,7 +19,11 @@ from libcst.codemod import CodemodContext, VisitorBasedCodemodCommand
 from libcst.codemod.visitors import AddImportsVisitor
 
 from claun_migrate.cli import main
-from claun_migrate.codemods._imports import place_added_imports
+from claun_migrate.codemods._imports import (
+    add_imports,
+    place_added_imports,
+    without_unused_imports,
+)
 from claun_migrate.config import project_line_length
 from claun_migrate.engine import migrate
 from claun_migrate.engine.layout import grown_lines, wrap
@@ -48,11 +52,69 @@ def ruff_format(source: str, width: int = 88) -> str:
 
 
 def add_import(source: str, module: str, name: str, relative: int = 0) -> str:
+    """``source`` with ``name`` imported the way the codemods add imports."""
     before = cst.parse_module(dedent(source))
     context = CodemodContext()
     AddImportsVisitor.add_needed_import(context, module, name, relative=relative)
-    after = AddImportsVisitor(context).transform_module(before)
+    after = add_imports(before, context.scratch[AddImportsVisitor.CONTEXT_KEY])
     return place_added_imports(before, after).code
+
+
+def test_a_name_the_module_imports_already_is_not_added_again():
+    source = "from .db_pool import getconn as g, putconn\n\nx = putconn(g())\n"
+    assert add_import(source, "db_pool", "putconn", relative=1) == source
+    starred = "from app.db_pool import *\n\nx = getconn()\n"
+    assert add_import(starred, "app.db_pool", "getconn") == starred
+
+
+def test_an_import_added_to_a_module_without_imports_stands_one_blank_line_above_the_code():
+    assert add_import('"""Doc."""\nx = 1\n', "app.db_pool", "getconn") == (
+        '"""Doc."""\nfrom app.db_pool import getconn\n\nx = 1\n'
+    )
+    assert add_import("# header\nx = 1\n", "app.db_pool", "getconn") == (
+        "# header\nfrom app.db_pool import getconn\n\nx = 1\n"
+    )
+
+
+# imports an edit left unused
+
+
+def drop_unused(source: str, *candidates: str) -> str:
+    return without_unused_imports(cst.parse_module(dedent(source)), candidates).code
+
+
+def test_an_unused_candidate_goes_and_its_comment_stays_with_the_next_statement():
+    source = """\
+        import os
+        # the driver
+        import psycopg2
+
+        x = os.getcwd()
+        """
+    assert drop_unused(source, "psycopg2", "os") == "import os\n# the driver\n\nx = os.getcwd()\n"
+
+
+def test_only_the_unused_name_leaves_a_shared_import_line():
+    source = "from contextlib import closing, suppress\n\nwith suppress(KeyError):\n    pass\n"
+    assert drop_unused(source, "closing", "suppress") == (
+        "from contextlib import suppress\n\nwith suppress(KeyError):\n    pass\n"
+    )
+
+
+def test_names_still_read_in_code_or_exported_in_strings_stay():
+    source = """\
+        import sqlite3
+        from psycopg2 import connect
+
+        __all__ = ["connect"]
+        ERRORS = (sqlite3.Error,)
+        """
+    assert drop_unused(source, "sqlite3", "connect") == dedent(source)
+
+
+def test_names_that_are_not_candidates_stay_even_when_unused():
+    source = "import json\nimport psycopg2\n\nx = 1\n"
+    assert drop_unused(source, "psycopg2") == "import json\n\nx = 1\n"
 
 
 def test_relative_import_opens_a_local_block_after_third_party():
