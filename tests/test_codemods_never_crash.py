@@ -3,10 +3,13 @@ every .py file of this repository and its fixtures."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
+import libcst as cst
 import pytest
 
+from claun_migrate.codemods import _support as support
 from claun_migrate.engine import migrate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -51,3 +54,29 @@ def test_every_python_file_of_the_repository_runs_through_every_codemod(tmp_path
     result = migrate([REPO / folder for folder in ("claun_migrate", "codemods", "fixtures")])
     assert [str(e.path) + ": " + e.message for e in result.errors] == []
     assert result.files_parsed > 20
+
+
+def _nodes(node: cst.CSTNode) -> list[cst.CSTNode]:
+    found = [node]
+    for child in node.children:
+        found += _nodes(child)
+    return found
+
+
+def test_no_codemod_puts_one_node_object_twice_in_a_tree(monkeypatch, tmp_path: Path) -> None:
+    """Metadata is resolved on the tree as given (no copy): it must hold every node once."""
+    run = support._run
+    seen: list[str] = []
+
+    def checked(codemod, tree):
+        after = run(codemod, tree)
+        for name, module in (("before", tree), ("after", after)):
+            nodes = _nodes(module)
+            if len(nodes) != len({id(n) for n in nodes}):
+                seen.append(f"{type(codemod).__name__} {name} {codemod.context.filename}")
+        return after
+
+    monkeypatch.setattr(support, "_run", checked)
+    shutil.copytree(REPO / "fixtures", tmp_path / "fixtures")
+    result = migrate([tmp_path / "fixtures"], jobs=1, unsafe_fixes=True)
+    assert result.changes and seen == []
