@@ -144,18 +144,56 @@ class Model:
 # Positions -------------------------------------------------------------------------------
 
 
+_PHYSICAL_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
+
+
 class _Lines:
-    """ast gives UTF-8 byte columns; libcst counts characters."""
+    """A file's lines as ast numbers them; ast gives UTF-8 byte columns, libcst characters."""
 
     def __init__(self, text: str) -> None:
-        self.lines = text.splitlines()
+        self.lines = _PHYSICAL_LINE.findall(text)
 
     def at(self, node: ast.AST) -> Position:
         line, col = node.lineno, node.col_offset  # type: ignore[attr-defined]
+        return line, self._column(line, col)
+
+    def _column(self, line: int, col: int) -> int:
         text = self.lines[line - 1] if line - 1 < len(self.lines) else ""
         if text.isascii():
-            return line, col
-        return line, len(text.encode("utf-8")[:col].decode("utf-8", "replace"))
+            return col
+        return len(text.encode("utf-8")[:col].decode("utf-8", "replace"))
+
+    def segment(self, node: ast.AST) -> str | None:
+        """The source of ``node`` (as ``ast.get_source_segment``, without splitting the whole
+        file again for each node)."""
+        start, end = getattr(node, "lineno", None), getattr(node, "end_lineno", None)
+        if start is None or end is None or end > len(self.lines):
+            return None
+        first = self._column(start, node.col_offset)  # type: ignore[attr-defined]
+        last = self._column(end, node.end_col_offset)  # type: ignore[attr-defined]
+        if start == end:
+            return self.lines[start - 1][first:last]
+        return "".join(
+            [
+                self.lines[start - 1][first:],
+                *self.lines[start : end - 1],
+                self.lines[end - 1][:last],
+            ]
+        )
+
+
+def parse(text: str) -> ast.Module:
+    """``ast.parse(text)``, once per text for the whole run (the codemods' gathers share it);
+    raises ``SyntaxError``/``ValueError`` as it does."""
+    if text not in _PARSED:
+        if len(_PARSED) > 4096:
+            _PARSED.clear()
+            _NODES.clear()
+        _PARSED[text] = ast.parse(text)
+    return _PARSED[text]
+
+
+_PARSED: dict[str, ast.Module] = {}
 
 
 # Module names and imports ----------------------------------------------------------------
@@ -202,7 +240,7 @@ def _imports(tree: ast.Module, path: str, modules: _Modules) -> dict[str, tuple[
     """Local name -> (file, attribute) for names bound by imports of the run's files
     (attribute None: the name is the module itself)."""
     bound: dict[str, tuple[str, str | None]] = {}
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.ImportFrom):
             for alias in node.names:
                 sub = modules.resolve(
@@ -226,19 +264,37 @@ def _imports(tree: ast.Module, path: str, modules: _Modules) -> dict[str, tuple[
 
 
 def _functions(tree: ast.Module) -> Iterator[ast.FunctionDef | ast.AsyncFunctionDef]:
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             yield node
 
 
-def _own_nodes(function: ast.AST) -> Iterator[ast.AST]:
-    """The nodes of ``function`` without those of functions and classes nested in it."""
+def _own_nodes(function: ast.AST) -> list[ast.AST]:
+    """The nodes of ``function`` without those of functions and classes nested in it (listed
+    once per node: the analyses ask for the same function many times)."""
+    cached = _NODES.get(("own", id(function)))
+    if cached is not None and cached[0] is function:
+        return cached[1]
+    found: list[ast.AST] = []
     todo = list(ast.iter_child_nodes(function))
     while todo:
         node = todo.pop()
-        yield node
+        found.append(node)
         if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef | ast.Lambda):
             todo.extend(ast.iter_child_nodes(node))
+    _NODES[("own", id(function))] = (function, found)
+    return found
+
+
+def walk(tree: ast.AST) -> list[ast.AST]:
+    """``list(walk(tree))``, listed once per tree."""
+    cached = _NODES.get(("walk", id(tree)))
+    if cached is None or cached[0] is not tree:
+        cached = _NODES[("walk", id(tree))] = (tree, list(ast.walk(tree)))
+    return cached[1]
+
+
+_NODES: dict[tuple[str, int], tuple[ast.AST, list[ast.AST]]] = {}
 
 
 def _driver_names(tree: ast.Module) -> tuple[dict[str, str], dict[str, str]]:
@@ -246,7 +302,7 @@ def _driver_names(tree: ast.Module) -> tuple[dict[str, str], dict[str, str]]:
     (``from psycopg2 import connect``), with the driver each stands for."""
     modules = {name: driver for name, driver in DRIVERS.items()}
     connects: dict[str, str] = {}
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name in DRIVERS and alias.asname:
@@ -466,7 +522,7 @@ class _Analysis:
             if not path.endswith(".py"):
                 continue
             try:
-                trees[path] = (text, ast.parse(text))
+                trees[path] = (text, parse(text))
             except (SyntaxError, ValueError):
                 continue
         self.modules = _Modules(list(trees))
@@ -559,7 +615,7 @@ class _Analysis:
         attributes: dict[str, dict[tuple[str, str], int]] = {}
         for path, info in self.files.items():
             here, dotted = names.setdefault(path, {}), attributes.setdefault(path, {})
-            for node in ast.walk(info.tree):
+            for node in walk(info.tree):
                 if isinstance(node, ast.Name):
                     here[node.id] = here.get(node.id, 0) + 1
                 elif isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name):
@@ -1135,7 +1191,7 @@ def _build(sources: Mapping[str, str]) -> Model:
                 )
             )
     for path, info in analysis.files.items():
-        for node in ast.walk(info.tree):
+        for node in walk(info.tree):
             if isinstance(node, ast.Call) and (
                 getattr(node.func, "id", None) == "SimpleConnectionPool"
                 or getattr(node.func, "attr", None) == "SimpleConnectionPool"

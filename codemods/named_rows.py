@@ -36,6 +36,7 @@ as it is and reported (docs/named-rows.md):
 from __future__ import annotations
 
 import argparse
+import ast
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -46,7 +47,7 @@ from libcst.codemod import CodemodContext
 
 from claun_migrate.codemods._sql import create_tables
 from claun_migrate.codemods._support import ORIGINAL, Command, moved, rely_on, report_at
-from claun_migrate.codemods.data_layer import Rows, rows_are_shipped
+from claun_migrate.codemods.data_layer import Rows, parse, rows_are_shipped
 from claun_migrate.codemods.row_flow import key_of_code, plan_for
 
 DESCRIPTION = 'Rewrite row[1] to row["name"] where the SQL proves the column; report the rest.'
@@ -73,10 +74,8 @@ def _merge_tables(texts: Sequence[str]) -> dict[str, list[str]]:
 
 def _sql_literals(source: str) -> list[str]:
     """String literals in Python ``source`` that create or alter a table."""
-    import ast
-
     try:
-        tree = ast.parse(source)
+        tree = parse(source)
     except (SyntaxError, ValueError):
         return []
     strings = [node.value for node in ast.walk(tree) if isinstance(node, ast.Constant)]

@@ -31,7 +31,16 @@ from types import SimpleNamespace
 
 from claun_migrate.codemods._sql import Column, grown_columns, output_columns
 from claun_migrate.codemods._sql_fixes import fix_sql, python_literal
-from claun_migrate.codemods.data_layer import Rows, _Lines, _Modules, analyse, is_test_file
+from claun_migrate.codemods.data_layer import (
+    Rows,
+    _Lines,
+    _Modules,
+    _own_nodes,
+    analyse,
+    is_test_file,
+    parse,
+    walk,
+)
 
 Span = tuple[int, int, int, int]
 """Start line, start column, end line, end column of a node (columns in characters)."""
@@ -127,7 +136,7 @@ class _File:
         self.test = is_test_file(path)
         self.bindings: dict[int, dict[str, list[ast.AST]]] = {}
         self.parents: dict[ast.AST, ast.AST] = {}
-        for node in ast.walk(tree):
+        for node in walk(tree):
             for child in ast.iter_child_nodes(node):
                 self.parents[child] = node
         self.functions: dict[str, ast.FunctionDef | ast.AsyncFunctionDef] = {}
@@ -144,7 +153,7 @@ class _File:
                         self.constants.setdefault(target.id, []).append(node.value)
         self.imports: dict[str, tuple[str, str | None]] = {}
         self.runtime: dict[str, str] = {}
-        for node in ast.walk(tree):
+        for node in walk(tree):
             if isinstance(node, ast.ImportFrom):
                 module = node.module or ""
                 for alias in node.names:
@@ -171,7 +180,7 @@ class _File:
         return (line, column, *self.lines.at(end))  # type: ignore[arg-type]
 
     def code(self, node: ast.AST) -> str:
-        return ast.get_source_segment(self.text, node) or ast.unparse(node)
+        return self.lines.segment(node) or ast.unparse(node)
 
     def function_of(self, node: ast.AST) -> ast.AST:
         """The function (or module) whose code ``node`` is."""
@@ -184,15 +193,6 @@ class _File:
     def class_of(self, function: ast.AST) -> ast.ClassDef | None:
         parent = self.parents.get(function)
         return parent if isinstance(parent, ast.ClassDef) else None
-
-
-def _own_nodes(scope: ast.AST) -> Iterator[ast.AST]:
-    todo = list(ast.iter_child_nodes(scope))
-    while todo:
-        node = todo.pop()
-        yield node
-        if not isinstance(node, _FUNCTIONS | ast.ClassDef | ast.Lambda):
-            todo.extend(ast.iter_child_nodes(node))
 
 
 def _start(node: ast.AST) -> tuple[int, int]:
@@ -251,7 +251,7 @@ class Analysis:
         for path, text in sorted(sources.items()):
             if path.endswith(".py"):
                 try:
-                    trees[path] = (text, ast.parse(text))
+                    trees[path] = (text, parse(text))
                 except (SyntaxError, ValueError):
                     continue
         modules = _Modules(list(trees))
@@ -265,10 +265,10 @@ class Analysis:
         self._references: dict[str, int] = {}
         self._call_references: dict[int, int] = {}
         for info in self.files.values():
-            for node in ast.walk(info.tree):
+            for node in walk(info.tree):
                 self.file_of_node[id(node)] = info
         for info in self.files.values():
-            for node in ast.walk(info.tree):
+            for node in walk(info.tree):
                 if isinstance(node, ast.Name):
                     self._references[node.id] = self._references.get(node.id, 0) + 1
                 elif isinstance(node, ast.Attribute):
@@ -931,7 +931,7 @@ class Analysis:
         for info in self.files.values():
             if info.test:
                 continue
-            for node in ast.walk(info.tree):
+            for node in walk(info.tree):
                 if isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Load):
                     index = _int_index(node)
                     if index is not None:
@@ -1184,7 +1184,7 @@ def _changed_pieces(old: str, new: str) -> tuple[tuple[str, str], ...] | None:
 
 
 def _string_literals(tree: ast.AST) -> Iterator[ast.Constant]:
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Constant) and isinstance(node.value, str):
             yield node
 
@@ -1198,7 +1198,7 @@ def _constructor(info: _File, klass: ast.ClassDef) -> tuple[_File, ast.AST, bool
 
 
 def _int_subscripts(tree: ast.AST) -> Iterator[ast.Subscript]:
-    for node in ast.walk(tree):
+    for node in walk(tree):
         if isinstance(node, ast.Subscript) and _int_index(node) is not None:
             yield node
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ast
 from textwrap import dedent
 
-from claun_migrate.codemods.data_layer import Rows
+from claun_migrate.codemods.data_layer import Rows, _Lines
 from claun_migrate.codemods.row_flow import plan_for
 
 SCHEMA = {"reviews": ["id", "title", "rating", "body"], "users": ["id", "email", "name"]}
@@ -312,3 +313,11 @@ def test_a_constructor_whose_every_caller_passes_one_query_reads_it_by_name() ->
     )
     assert names == {"models.py": [(5, "email"), (5, "id")]}
     assert found == {}
+
+
+def test_source_segments_are_ast_s_on_non_ascii_crlf_and_form_feed_lines():
+    source = "x = 1\ny = 'é' + f(a,\n  b)\r\nz = [\n  1,\n]\x0c\nw = 'ü'; v = g(1)\n"
+    lines = _Lines(source)
+    nodes = [n for n in ast.walk(ast.parse(source)) if hasattr(n, "lineno")]
+    assert len(nodes) > 20
+    assert [lines.segment(n) for n in nodes] == [ast.get_source_segment(source, n) for n in nodes]
