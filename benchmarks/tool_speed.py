@@ -1,6 +1,13 @@
-"""How fast is claun-migrate on a big codebase, next to libcst's own codemod runner?
+"""How fast is claun-migrate, per core and on a big codebase, next to libcst?
 
-Generates a synthetic backend (by default 1,000 files, about 300,000 lines, 20 of which use
+First, per core: ``claun-migrate check --no-cache -j 1`` (its CPU time, start-up included) on
+trees where the tool parses every file it reads for the data layer: the bundled fixture
+backend, and a synthetic tree where every module uses the data layer (``--dense-files``).
+Beside it, in the same run, libcst's own parse and print of exactly the files the check
+parses (the floor for any libcst codemod): lines per second per core and the ratio, best of
+``--repeat`` runs each.
+
+Then, on a big codebase, it generates a synthetic backend (by default 1,000 files, about 300,000 lines, 20 of which use
 the data layer, plus ``app/services/database.py``) in a temporary folder, then times in one
 run, with the same number of processes:
 
@@ -12,7 +19,8 @@ run, with the same number of processes:
 
 The cache goes to a folder inside the temporary one, so earlier runs cannot help.
 
-Run: ``python benchmarks/tool_speed.py [--files 1000] [--lines 300] [--data-files 20] [-j N]``.
+Run: ``python benchmarks/tool_speed.py [--files 1000] [--lines 300] [--data-files 20] [-j N]
+[--dense-files 100] [--repeat 3] [--per-core-only]``.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -116,6 +125,60 @@ def timed(command: list[str], cwd: Path, ok: tuple[int, ...] = (0, 1)) -> float:
     return seconds
 
 
+def child_cpu(command: list[str], cwd: Path, ok: tuple[int, ...] = (0, 1)) -> float:
+    """CPU seconds (user + system) ``command`` took, start-up included."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    timed(command, cwd, ok)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+
+
+def parsed_texts(tree: Path) -> list[str]:
+    """The texts ``check`` parses on ``tree`` (recorded from one untimed in-process run)."""
+    sys.path.insert(0, str(REPO))
+    import libcst
+
+    from claun_migrate.engine import migrate
+
+    texts: list[str] = []
+    parse = libcst.parse_module
+
+    def recording(text: str, *args: object, **kwargs: object) -> libcst.Module:
+        texts.append(text)
+        return parse(text, *args, **kwargs)  # type: ignore[arg-type]
+
+    libcst.parse_module = recording  # type: ignore[assignment]
+    try:
+        migrate([tree], jobs=1)
+    finally:
+        libcst.parse_module = parse
+    return texts
+
+
+def parse_print_cpu(texts: list[str]) -> float:
+    """CPU seconds libcst takes to parse and print ``texts``."""
+    import libcst
+
+    start = time.process_time()
+    for text in texts:
+        assert libcst.parse_module(text).code == text
+    return time.process_time() - start
+
+
+def per_core(name: str, tree: Path, work: Path, repeat: int) -> None:
+    """Print lines/s per core of ``check`` on ``tree`` beside libcst's parse and print."""
+    texts = parsed_texts(tree)
+    lines = sum(text.count("\n") for text in texts)
+    command = [sys.executable, "-m", "claun_migrate", "check", "-j", "1", "--no-cache", str(tree)]
+    check = min(child_cpu(command, work) for _ in range(repeat))
+    floor = min(parse_print_cpu(texts) for _ in range(repeat))
+    print(
+        f"{name}: {len(texts)} files parsed, {lines} lines; check {check:.2f} s CPU = "
+        f"{lines / check:,.0f} lines/s per core; libcst parse+print {floor:.2f} s = "
+        f"{lines / floor:,.0f} lines/s; check / parse+print: {check / floor:.1f}x"
+    )
+
+
 def libcst_commands() -> list[str]:
     """``module.Class`` of each codemod the engine runs, in its order."""
     sys.path.insert(0, str(REPO))
@@ -130,7 +193,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--lines", type=int, default=300, help="lines per file")
     parser.add_argument("--data-files", type=int, default=20)
     parser.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--dense-files", type=int, default=100, help="modules of the dense tree")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each per-core timing")
+    parser.add_argument("--per-core-only", action="store_true", help="skip the big codebase")
     args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="claun-core-") as tmp:
+        work = Path(tmp)
+        print(f"per core (best of {args.repeat}; {platform.machine()}, {os.cpu_count()} CPUs):")
+        fixture = REPO / "fixtures/legacy_backend/backend"
+        shutil.copytree(fixture, work / "fixture")
+        per_core("fixture backend", work / "fixture", work, args.repeat)
+        generate(work / "dense", args.dense_files, args.lines, args.dense_files)
+        per_core("every module uses the data layer", work / "dense", work, args.repeat)
+    if args.per_core_only:
+        return
     claun = [sys.executable, "-m", "claun_migrate"]
     jobs = ["-j", str(args.jobs)]
     cold = [*jobs, "--no-cache"]

@@ -7,11 +7,13 @@ want beside the one they transform in ``context.scratch``, and the engine report
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import os
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from typing import Any
 
 import libcst as cst
 from libcst.codemod import Codemod, CodemodCommand, CodemodContext
@@ -36,9 +38,34 @@ class Command(CodemodCommand, cst.CSTTransformer):
     section (:mod:`claun_migrate.codemods._imports`).
     """
 
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        hooks = [
+            name
+            for klass in cls.__mro__[: cls.__mro__.index(Command)]
+            for name in vars(klass)
+            if re.fullmatch(r"(visit|leave)_[A-Z][A-Za-z]*_\w+", name)
+        ]
+        if hooks:  # not dispatched: the walk skips libcst's per-attribute hooks
+            raise TypeError(f"{cls.__name__}: attribute hooks are not supported ({hooks[0]})")
+
     def skip(self, tree: cst.Module) -> bool:
         """Whether this file needs no walk (findings may still be recorded here)."""
         return False
+
+    def on_visit(self, node: cst.CSTNode) -> bool:
+        visit = _hook(type(self), "visit_", type(node))
+        return visit is None or visit(self, node) is not False
+
+    def on_leave(self, original_node: cst.CSTNode, updated_node: cst.CSTNode) -> Any:
+        leave = _hook(type(self), "leave_", type(original_node))
+        return updated_node if leave is None else leave(self, original_node, updated_node)
+
+    def on_visit_attribute(self, node: cst.CSTNode, attribute: str) -> None:
+        pass
+
+    def on_leave_attribute(self, original_node: cst.CSTNode, attribute: str) -> None:
+        pass
 
     def transform_module(self, tree: cst.Module) -> cst.Module:
         if self.skip(tree):
@@ -51,6 +78,17 @@ class Command(CodemodCommand, cst.CSTTransformer):
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         return tree.visit(self)
+
+
+@functools.cache
+def _hook(cls: type, prefix: str, node: type) -> Callable[..., Any] | None:
+    """``cls``'s own ``visit_<Node>``/``leave_<Node>`` for nodes of type ``node`` (not libcst's
+    empty defaults), looked up once."""
+    name = prefix + node.__name__
+    for klass in cls.__mro__[: cls.__mro__.index(Command)]:
+        if name in vars(klass):
+            return vars(klass)[name]
+    return None
 
 
 def _run(codemod: Codemod, tree: cst.Module) -> cst.Module:

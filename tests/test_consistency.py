@@ -277,3 +277,21 @@ def test_a_reliance_given_as_an_absolute_path_matches_a_relative_run(
     monkeypatch.chdir(tmp_path)
     result = migrate([Path("src")], registry=REGISTRY, jobs=1, write=True)
     assert errors(result)["a.py"].startswith("not migrated: it relies on layer.py, which failed")
+
+
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ("x = 1\n", "import os\nx = 1\n"),
+        ("x = 1\n", "x = 1; import os\n"),
+        ("from m import (\n    a,\n)\n", "from m import (\n    a,\n    b,\n)\n"),
+        ("from m import a, \\\n    b\n", "from m import a, \\\n    b, c\n"),
+    ],
+)
+def test_every_way_an_edit_can_add_an_import_is_seen(before: str, after: str) -> None:
+    assert consistency.added_imports(before, after)
+
+
+def test_an_edit_that_adds_no_import_line_adds_no_import() -> None:
+    before = "from m import (\n    a,\n)\n\nrow = rows[0]\nx = row[1]\n"
+    assert consistency.added_imports(before, before.replace("row[1]", 'row["name"]')) == set()

@@ -9,6 +9,7 @@ again on disk once the files are written (:func:`problems_on_disk`).
 from __future__ import annotations
 
 import ast
+import functools
 import io
 import os
 import tokenize
@@ -33,14 +34,24 @@ class Import:
         return f"from {dots}{self.module} import {self.name}"
 
 
-def imports(text: str) -> set[Import]:
-    """The imports anywhere in ``text`` (empty if it does not parse)."""
+@functools.lru_cache(maxsize=512)
+def _parsed(text: str | bytes) -> ast.Module | SyntaxError | ValueError:
+    """``text``'s syntax tree, or why it has none (each text parsed once a run, though a run
+    settles its plan more than once)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return set()
+            return ast.parse(text)
+    except (SyntaxError, ValueError) as exc:
+        return exc
+
+
+@functools.lru_cache(maxsize=512)
+def imports(text: str) -> frozenset[Import]:
+    """The imports anywhere in ``text`` (empty if it does not parse)."""
+    tree = _parsed(text)
+    if not isinstance(tree, ast.Module):
+        return frozenset()
     found = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -48,16 +59,37 @@ def imports(text: str) -> set[Import]:
         elif isinstance(node, ast.ImportFrom):
             module = node.module or ""
             found.update(Import(node.level, module, alias.name) for alias in node.names)
-    return found
+    return frozenset(found)
 
 
 def added_imports(before: str | None, after: str) -> set[Import]:
-    """Imports present in ``after`` and absent from ``before``."""
-    return imports(after) - (imports(before) if before else set())
+    """Imports present in ``after`` and absent from ``before`` (no parse when no new line of
+    ``after`` can belong to an import statement)."""
+    if before is not None and not _may_add_imports(before, after):
+        return set()
+    return set(imports(after) - (imports(before) if before else frozenset()))
 
 
+def _may_add_imports(before: str, after: str) -> bool:
+    """Whether a line of ``after`` that ``before`` lacks says ``import`` or continues a
+    parenthesised or backslash-continued import statement."""
+    old = set(before.splitlines())
+    until = ""  # inside a multi-line import: ")" or "\\" ends it
+    for line in after.splitlines():
+        if line not in old and (until or "import" in line):
+            return True
+        if until == ")":
+            until = "" if ")" in line else ")"
+        elif until or "import" in line:
+            tail = line.split("import", 1)[-1]
+            until = ")" if "(" in tail and ")" not in tail else ""
+            until = until or ("\\" if line.rstrip().endswith("\\") else "")
+    return False
+
+
+@functools.lru_cache(maxsize=512)
 def compile_error(text: str | bytes, path: Path) -> str | None:
-    """Why ``text`` does not compile, or None."""
+    """Why ``text`` does not compile, or None (each text compiled once a run)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -177,10 +209,9 @@ class Tree:
 
 def problems(path: Path, before: str | None, after: str, root: Path, tree: Tree) -> str | None:
     """Why the changed Python file ``path`` must not be written, or None."""
-    if before is None or compile_error(before, path) is None:
-        error = compile_error(after, path)
-        if error:
-            return f"the migrated code does not compile: {error}"
+    error = compile_error(after, path)
+    if error and (before is None or compile_error(before, path) is None):
+        return f"the migrated code does not compile: {error}"
     return _import_problem(path, before, after, root, tree, "the migration adds")
 
 
@@ -202,10 +233,9 @@ def _import_problem(
 def problems_on_disk(path: Path, before: str | None, root: Path) -> str | None:
     """:func:`problems` for the file as written on disk."""
     data = path.read_bytes()
-    if before is None or compile_error(before, path) is None:
-        error = compile_error(data, path)
-        if error:
-            return f"the written file does not compile: {error}"
+    error = compile_error(data, path)
+    if error and (before is None or compile_error(before, path) is None):
+        return f"the written file does not compile: {error}"
     try:
         encoding, _ = tokenize.detect_encoding(io.BytesIO(data).readline)
         after = data.decode(encoding)
