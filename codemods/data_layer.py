@@ -794,6 +794,17 @@ def _site(
     )  # the next statement of the block that opens `var` again starts another site
     rest = block[index + 1 : stop]
     release, scope = _finally_release(statement, var, parents)
+    reopened = _reopened(info, scope if release is not None else rest, var, statement)
+    if reopened is not None:
+        site.problem = _problem(
+            info,
+            reopened,
+            f"`{var}` is opened again inside the code that uses this connection, so one "
+            "release would give back the other",
+            f"give the second connection its own name (or its own function), close `{var}` "
+            "where it is done, then run again",
+        )
+        return site
     if release is not None:
         closes = _closes(scope, var)
         if _is_plain_close(release) and _is_close(release, var) and not _releaser_call(release):
@@ -849,6 +860,23 @@ def _releaser_call(statement: ast.AST) -> bool:
         and isinstance(statement.value.func, ast.Name)
         and statement.value.func.id in _RELEASERS
     )
+
+
+def _reopened(
+    info: _FileAnalysis, statements: list[ast.stmt], var: str, opening: ast.stmt
+) -> ast.Assign | None:
+    """A statement nested in ``statements`` (other than ``opening``) that binds ``var`` to
+    another connection."""
+    for statement in statements:
+        for node in ast.walk(statement):
+            if (
+                isinstance(node, ast.Assign)
+                and node is not opening
+                and _binds(node, var)
+                and info.source_of(node.value) is not None
+            ):
+                return node
+    return None
 
 
 def _binds(statement: ast.stmt, var: str) -> bool:

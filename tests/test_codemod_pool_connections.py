@@ -504,3 +504,27 @@ def test_a_returned_cursor_call_keeps_its_connection_out_of_the_pool(tmp_path):
     code, found = migrate_one(tmp_path, before)
     assert code == before
     assert sorted(f.code for f in found) == ["POOL001", "POOL002"]
+
+
+REOPENED_IN_TRY = """\
+import psycopg2
+
+def connect():
+    return psycopg2.connect("dbname=x")
+
+def move(a, b):
+    conn = connect()
+    try:
+        conn.cursor().execute("UPDATE t SET x = 1 WHERE id = %s", (a,))
+        conn.close()
+        conn = connect()
+        conn.cursor().execute("UPDATE t SET x = 2 WHERE id = %s", (b,))
+    finally:
+        conn.close()
+"""
+
+
+def test_a_connection_opened_again_under_its_name_inside_its_try_is_left_and_reported(tmp_path):
+    code, found = migrate_one(tmp_path, REOPENED_IN_TRY)
+    assert code == REOPENED_IN_TRY
+    assert {(f.line, f.code) for f in found} == {(11, "POOL001"), (3, "POOL002")}

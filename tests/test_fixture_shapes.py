@@ -175,6 +175,7 @@ def test_blocked_shapes_are_reported_and_left_byte_identical(run: Run) -> None:
     twice = [branches.body[0].lineno, branches.orelse[0].lineno]
     (catalogue,) = [n for n in module if isinstance(n, ast.ClassDef)]
     returned = functions["open_cursor"].body[-1]
+    (reopened,) = [n for n in ast.walk(functions["renew"]) if isinstance(n, ast.If)][1].body[:1]
     assert run.pool_findings(run.checked) == {
         (BLOCKED_AT, shelf.lineno, "POOL001"),  # (conn, cursor) kept whole in `pair`
         (BLOCKED_AT, functions["open_pair"].lineno, "POOL002"),
@@ -182,6 +183,8 @@ def test_blocked_shapes_are_reported_and_left_byte_identical(run: Run) -> None:
         (BLOCKED_AT, functions["open_cursor"].body[1].lineno, "POOL002"),
         *((BLOCKED_AT, line, "POOL002") for line in twice),  # defined twice
         (BLOCKED_AT, catalogue.body[1].lineno, "POOL002"),  # a method
+        (BLOCKED_AT, reopened.lineno, "POOL001"),  # `conn` opened again while in use
+        (BLOCKED_AT, functions["checkout_desk"].lineno, "POOL002"),
     }
 
 
