@@ -7,9 +7,9 @@ Beside it, in the same run, libcst's own parse and print of exactly the files th
 parses (the floor for any libcst codemod): lines per second per core and the ratio, best of
 ``--repeat`` runs each.
 
-Then, on a big codebase, it generates a synthetic backend (by default 1,000 files, about 300,000 lines, 20 of which use
-the data layer, plus ``app/services/database.py``) in a temporary folder, then times in one
-run, with the same number of processes:
+Then, on a big codebase, it generates a synthetic backend (by default 1,000 files, about
+300,000 lines, 20 of which use the data layer, plus ``app/services/database.py``) in a
+temporary folder, then times in one run, with the same number of processes:
 
 - ``claun-migrate check`` and ``claun-migrate diff`` on the legacy tree, with ``--no-cache``
   (libcst's runner has no cache, so both sides do all the work);
