@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import libcst as cst
@@ -78,6 +79,28 @@ class Command(CodemodCommand, cst.CSTTransformer):
 
     def transform_module_impl(self, tree: cst.Module) -> cst.Module:
         return tree.visit(self)
+
+
+NAMESPACE_LEVELS = 3
+"""Folders without ``__init__.py`` that may sit between a module and the regular package
+holding them (``shop/utils/db.py`` in package ``shop`` is module ``shop.utils.db``)."""
+
+
+def package_root(folder: str | os.PathLike[str]) -> Path:
+    """The folder Python imports ``folder``'s modules from: the one above the top regular
+    package that holds ``folder`` (directly, or through up to ``NAMESPACE_LEVELS`` namespace
+    folders); ``folder`` itself when no package holds it (a flat app, a script)."""
+    here = Path(os.path.abspath(folder))
+    node = here
+    for _ in range(NAMESPACE_LEVELS):
+        if (node / "__init__.py").is_file() or node.parent == node:
+            break
+        node = node.parent
+    if not (node / "__init__.py").is_file():
+        return here
+    while (node.parent / "__init__.py").is_file() and node.parent != node:
+        node = node.parent
+    return node.parent
 
 
 @functools.cache

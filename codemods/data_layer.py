@@ -794,16 +794,8 @@ def _site(
     )  # the next statement of the block that opens `var` again starts another site
     rest = block[index + 1 : stop]
     release, scope = _finally_release(statement, var, parents)
-    reopened = _reopened(info, scope if release is not None else rest, var, statement)
-    if reopened is not None:
-        site.problem = _problem(
-            info,
-            reopened,
-            f"`{var}` is opened again inside the code that uses this connection, so one "
-            "release would give back the other",
-            f"give the second connection its own name (or its own function), close `{var}` "
-            "where it is done, then run again",
-        )
+    if release is not None and _reopened(info, scope, var, statement):
+        site.problem = _reopened_problem(info, _reopened(info, scope, var, statement), var)
         return site
     if release is not None:
         closes = _closes(scope, var)
@@ -824,6 +816,10 @@ def _site(
         site.problem = _problem(info, call, "cannot tell where this connection ends", "")
         return site
     last = max((i for i, s in enumerate(rest) if _is_close(s, var)), default=None)
+    reopened = _reopened(info, rest if last is None else rest[: last + 1], var, statement)
+    if reopened is not None:
+        site.problem = _reopened_problem(info, reopened, var)
+        return site
     if last is not None and _uses_after(rest[last + 1 :], var):
         site.problem = _problem(
             info, call, f"`{var}` is used after it is closed", "close it once, at the end"
@@ -877,6 +873,18 @@ def _reopened(
             ):
                 return node
     return None
+
+
+def _reopened_problem(info: _FileAnalysis, reopened: ast.AST | None, var: str) -> Problem:
+    assert reopened is not None
+    return _problem(
+        info,
+        reopened,
+        f"`{var}` is opened again inside the code that uses this connection, so one release "
+        "would give back the other",
+        f"give the second connection its own name (or its own function), close `{var}` where "
+        "it is done, then run again",
+    )
 
 
 def _binds(statement: ast.stmt, var: str) -> bool:

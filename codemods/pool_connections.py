@@ -64,25 +64,36 @@ def ask_for_runtime_copies(context: CodemodContext, home: str) -> None:
         support.add_companion(context, target, text)
 
 
-def _is_package(folder: Path) -> bool:
-    return (folder / "__init__.py").is_file()
-
-
-def runtime_import(filename: str, home: str, module: str) -> tuple[str, int]:
+def runtime_import(
+    filename: str, home: str, module: str, *, absolute: bool = False
+) -> tuple[str, int]:
     """(module path, relative level) that imports runtime ``module`` in ``home`` from
-    ``filename``: relative inside the same package tree, else absolute from the package root."""
+    ``filename``: relative inside the same package tree (absolute from its root with
+    ``absolute``, for modules that import their own package that way), else absolute from the
+    package root of ``home``."""
     here, there = Path(filename).resolve().parent, Path(home).resolve()
-    root = there
-    while _is_package(root):
-        root = root.parent
-    top = here
-    while _is_package(top):
-        top = top.parent
-    if _is_package(here) and top == root:
+    root = support.package_root(there)
+    if support.package_root(here) == root != here and not absolute:
         common = Path(os.path.commonpath([here, there]))
         level = len(here.relative_to(common).parts) + 1
         return ".".join([*there.relative_to(common).parts, module]), level
     return ".".join([*there.relative_to(root).parts, module]), 0
+
+
+def imports_absolutely(module: cst.Module, home: str) -> bool:
+    """Whether ``module`` imports the package holding ``home`` by absolute imports only
+    (``from app.services.auth import x``, no ``from .auth import x``): added imports follow."""
+    there = Path(home).resolve()
+    parts = there.relative_to(support.package_root(there)).parts
+    code = cst.Module([]).code_for_node
+    absolute = False
+    lines = [s for s in module.body if isinstance(s, cst.SimpleStatementLine)]
+    for node in (n for line in lines for n in line.body if isinstance(n, cst.ImportFrom)):
+        if node.relative:
+            return False
+        if parts and node.module is not None and code(node.module).split(".")[0] == parts[0]:
+            absolute = True
+    return absolute
 
 
 class PoolConnectionsCommand(support.Command):
@@ -120,6 +131,7 @@ class PoolConnectionsCommand(support.Command):
         self.used_runtime = False
         self.unused: set[str] = set()  # names an edit may have left unused
         self.drivers: set[str] = set()  # names the module's driver imports bind
+        self.absolute = False  # added imports absolute, as the module's own
         self.bound: set[str] = set()
 
     @classmethod
@@ -143,7 +155,9 @@ class PoolConnectionsCommand(support.Command):
         """Import ``name`` from runtime ``module``; the local name (aliased if the file binds
         ``name`` itself, as a ``get_db`` connector does)."""
         assert self.home is not None
-        path, level = runtime_import(self.context.filename or ".", self.home, module)
+        path, level = runtime_import(
+            self.context.filename or ".", self.home, module, absolute=self.absolute
+        )
         alias = f"{module}_{name}" if name in self.bound else None
         AddImportsVisitor.add_needed_import(self.context, path, name, alias, relative=level)
         self.used_runtime = True
@@ -173,6 +187,7 @@ class PoolConnectionsCommand(support.Command):
 
     def visit_Module(self, node: cst.Module) -> bool:
         self.bound = _module_names(node)
+        self.absolute = self.home is not None and imports_absolutely(node, self.home)
         self.drivers = {
             name
             for statement in node.body

@@ -19,7 +19,11 @@ from libcst.codemod.visitors import AddImportsVisitor
 
 from claun_migrate.codemods import _support as support
 from claun_migrate.codemods.data_layer import analyse
-from claun_migrate.codemods.pool_connections import ask_for_runtime_copies, runtime_import
+from claun_migrate.codemods.pool_connections import (
+    ask_for_runtime_copies,
+    imports_absolutely,
+    runtime_import,
+)
 
 FLASK_APP = m.Assign(
     targets=[m.AssignTarget(m.Name())],
@@ -38,6 +42,7 @@ class SqlitePerRequestCommand(support.Command):
         super().__init__(context)
         self.home = home
         self.wired = False
+        self.absolute = False
 
     @classmethod
     def gather(cls, sources: Mapping[str, str]) -> dict[str, object]:
@@ -69,11 +74,17 @@ class SqlitePerRequestCommand(support.Command):
             if any(m.matches(s, m.SimpleStatementLine([m.Expr(call)])) for s in statements):
                 continue
             assert self.home is not None
-            module, level = runtime_import(self.context.filename or ".", self.home, "db_sqlite")
+            module, level = runtime_import(
+                self.context.filename or ".", self.home, "db_sqlite", absolute=self.absolute
+            )
             AddImportsVisitor.add_needed_import(self.context, module, "init_app", relative=level)
             statements.insert(index + 1, cst.parse_statement(f"init_app({app})"))
             self.wired = True
         return statements
+
+    def visit_Module(self, node: cst.Module) -> bool:
+        self.absolute = self.home is not None and imports_absolutely(node, self.home)
+        return True
 
     def leave_Module(self, original_node: cst.Module, updated_node: cst.Module) -> cst.Module:
         updated = updated_node.with_changes(body=self._wire(updated_node.body))

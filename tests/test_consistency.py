@@ -295,3 +295,30 @@ def test_every_way_an_edit_can_add_an_import_is_seen(before: str, after: str) ->
 def test_an_edit_that_adds_no_import_line_adds_no_import() -> None:
     before = "from m import (\n    a,\n)\n\nrow = rows[0]\nx = row[1]\n"
     assert consistency.added_imports(before, before.replace("row[1]", 'row["name"]')) == set()
+
+
+@pytest.mark.parametrize(
+    ("importer", "added", "missing"),
+    [
+        ("shop/utils/db.py", "from db_pool import getconn", True),  # the folder is not on sys.path
+        ("shop/utils/db.py", "from .db_pool import getconn", False),
+        ("shop/__init__.py", "from db_pool import getconn", True),
+        ("shop/__init__.py", "from shop.utils.db_pool import getconn", False),
+        ("flat/app.py", "from db_pool import getconn", False),  # a flat app runs from its folder
+    ],
+)
+def test_an_import_of_a_module_the_run_creates_must_resolve_where_python_looks(
+    tmp_path: Path, importer: str, added: str, missing: bool
+) -> None:
+    tree(tmp_path, {"shop/__init__.py": "", "shop/utils/db.py": "", "flat/app.py": ""})
+    created = {tmp_path / "shop/utils/db_pool.py": "def getconn(): ...\n"}
+    created[tmp_path / "flat/db_pool.py"] = "def getconn(): ...\n"
+    (imported,) = consistency.added_imports("x = 1\n", added + "\n")
+    view = consistency.Tree(created)
+    found = consistency.unresolved(tmp_path / importer, imported, tmp_path, view)
+    assert bool(found) is missing, found
+
+
+def test_imports_guarded_by_an_import_error_fallback_are_not_checked() -> None:
+    guarded = "try:\n    from .db_rows import f\nexcept ImportError:\n    from db_rows import f\n"
+    assert consistency.added_imports("x = 1\n", "x = 1\n" + guarded) == set()

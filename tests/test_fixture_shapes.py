@@ -141,7 +141,7 @@ def test_bare_connect_import_and_sqlite_alias_are_followed(run: Run) -> None:
 
 def test_route_sites_are_wrapped_once_per_connection_and_closing_becomes_borrowed(run: Run) -> None:
     source = run.text("app/routes/library.py")
-    assert "from ..services.db_pool import borrowed, putconn\n" in source
+    assert "from app.services.db_pool import borrowed, putconn\n" in source
     functions = _functions(source)
     wraps = {name: _puts_back_in_finally(functions[name]) for name in functions}
     assert wraps == {

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from claun_migrate.codemods._support import package_root
+
 
 @dataclass(frozen=True)
 class Import:
@@ -52,14 +54,31 @@ def imports(text: str) -> frozenset[Import]:
     tree = _parsed(text)
     if not isinstance(tree, ast.Module):
         return frozenset()
+    guarded = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Try) and any(_catches_import_error(h) for h in node.handlers)
+        for part in [*node.body, *node.handlers]
+        for inner in ast.walk(part)
+    }
     found = set()
     for node in ast.walk(tree):
+        if id(node) in guarded:  # `try: from .x import y` / `except ImportError:` fallbacks
+            continue
         if isinstance(node, ast.Import):
             found.update(Import(0, alias.name, None) for alias in node.names)
         elif isinstance(node, ast.ImportFrom):
             module = node.module or ""
             found.update(Import(node.level, module, alias.name) for alias in node.names)
     return frozenset(found)
+
+
+def _catches_import_error(handler: ast.ExceptHandler) -> bool:
+    caught = handler.type
+    names = caught.elts if isinstance(caught, ast.Tuple) else [caught]
+    return any(
+        isinstance(n, ast.Name) and n.id in ("ImportError", "ModuleNotFoundError") for n in names
+    )
 
 
 def added_imports(before: str | None, after: str) -> set[Import]:
@@ -100,13 +119,6 @@ def compile_error(text: str | bytes, path: Path) -> str | None:
     return None
 
 
-def _package_root(folder: Path) -> Path:
-    """The folder holding the top package that ``folder`` belongs to (itself if none)."""
-    while (folder / "__init__.py").is_file() and folder.parent != folder:
-        folder = folder.parent
-    return folder
-
-
 def _module_path(base: Path, parts: list[str], tree: Tree) -> Path | None:
     """What ``parts`` names under ``base``: a module file, a package's ``__init__.py`` or a
     namespace folder (None if nothing)."""
@@ -131,9 +143,14 @@ def unresolved(path: Path, imported: Import, root: Path, tree: Tree) -> str | No
         for _ in range(imported.level - 1):
             base = base.parent
     else:
-        bases = dict.fromkeys([_package_root(path.parent), path.parent, root])
+        top = package_root(path.parent)  # a module of a package is not run from its folder
+        bases = dict.fromkeys([top, root] if top != path.parent else [path.parent, root])
         found = [b for b in bases if _module_path(b, parts[:1], tree)]
         if not found:
+            written = [p for p in tree.texts if parts and p.stem == parts[0]]
+            if written:
+                where = os.path.relpath(written[0], root)
+                return f"which names {where}, written by this run where this file cannot import it"
             return None
         base = found[0]
     module = _module_path(base, parts, tree)
