@@ -47,12 +47,15 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg2
 import psycopg2.extensions
 from psycopg2.extensions import make_dsn
 from psycopg2.pool import PoolError
+
+if TYPE_CHECKING:
+    from typing import Self  # Python 3.11; annotations are not evaluated
 
 __all__ = [
     "ConnectionPool",
@@ -163,7 +166,7 @@ def _restore(conn: Connection, settings: tuple[Any, ...]) -> None:
 class _Pooled:
     """One connection the pool opened, with what it needs to judge and clean it."""
 
-    __slots__ = ("conn", "expires", "settings", "idle_since", "poll")
+    __slots__ = ("conn", "expires", "idle_since", "poll", "settings")
 
     def __init__(self, conn: Connection, expires: float) -> None:
         self.conn = conn
@@ -259,7 +262,7 @@ class ConnectionPool:
             _blind(pooled.conn)
         self._start_afresh()
 
-    def __enter__(self) -> ConnectionPool:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -550,7 +553,7 @@ class ConnectionPool:
                 return False
             try:
                 conn.rollback()
-            except Exception:
+            except Exception:  # noqa: BLE001 - whatever the failure, the connection goes
                 return False
             if conn.get_transaction_status() != _IDLE:
                 return False
@@ -560,7 +563,7 @@ class ConnectionPool:
             if self.reset is None:
                 return True
             self.reset(conn)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - the reset hook is the user's code
             _log.warning(
                 "discarding a returned connection that could not be reset: %s", exc
             )

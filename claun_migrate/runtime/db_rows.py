@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import sqlite3
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 import psycopg2.extensions
 
@@ -26,8 +26,8 @@ class Row(tuple):
     """A tuple whose items can also be read by column name."""
 
     __slots__ = ()
-    _names: tuple[str, ...] = ()
-    _index: dict[str, int] = {}
+    _names: ClassVar[tuple[str, ...]] = ()
+    _index: ClassVar[dict[str, int]] = {}
 
     def __getitem__(self, key: Any) -> Any:
         if key.__class__ is str:
