@@ -225,11 +225,23 @@ class PoolConnectionsCommand(support.Command):
         sql = self._edit(original_node.value, "sql")
         if sql is None:
             return updated_node
-        value = cst.Call(
-            cst.Name(self._runtime("db_sqlite", "sql_for")),
-            [cst.Arg(cst.Name(sql.arg), comma=_comma()), cst.Arg(updated_node.value)],
-        )
-        return updated_node.with_changes(value=value)
+        func = cst.Name(self._runtime("db_sqlite", "sql_for"))
+        sql_value = updated_node.value
+        breaks = _line_breaks(sql_value)
+        if not breaks:
+            args = [cst.Arg(cst.Name(sql.arg), comma=_comma()), cst.Arg(sql_value)]
+            return updated_node.with_changes(value=cst.Call(func, args))
+        # SQL continued over lines: one argument per line, the pieces one level deeper
+        outer = breaks[0].last_line.value
+        inner = outer + _INDENT
+        args = [
+            cst.Arg(cst.Name(sql.arg), comma=cst.Comma(whitespace_after=_break(breaks[0], inner))),
+            cst.Arg(
+                _indented(sql_value), comma=cst.Comma(whitespace_after=_break(breaks[0], outer))
+            ),
+        ]
+        call = cst.Call(func, args, whitespace_before_args=_break(breaks[0], inner))
+        return updated_node.with_changes(value=call)
 
     def leave_With(self, original_node: cst.With, updated_node: cst.With) -> cst.With:
         items: list[cst.WithItem] = []
@@ -368,6 +380,41 @@ def _module_names(module: cst.Module) -> set[str]:
                         if isinstance(bound, cst.Name):
                             names.add(bound.value)
     return names
+
+
+_INDENT = "    "
+
+
+def _line_breaks(node: cst.BaseExpression) -> list[cst.ParenthesizedWhitespace]:
+    """The line breaks between the pieces of an implicitly concatenated string."""
+    if not isinstance(node, cst.ConcatenatedString):
+        return []
+    here = node.whitespace_between
+    found = [here] if isinstance(here, cst.ParenthesizedWhitespace) else []
+    return [*_line_breaks(node.left), *found, *_line_breaks(node.right)]
+
+
+def _break(like: cst.ParenthesizedWhitespace, last_line: str) -> cst.ParenthesizedWhitespace:
+    """A line break as ``like``, continuing at ``last_line`` (a new node)."""
+    return cst.ParenthesizedWhitespace(
+        first_line=cst.TrailingWhitespace(),
+        indent=like.indent,
+        last_line=cst.SimpleWhitespace(last_line),
+    )
+
+
+def _indented(node: cst.BaseExpression) -> cst.BaseExpression:
+    """``node`` with each line break of its concatenation one level deeper."""
+    if not isinstance(node, cst.ConcatenatedString):
+        return node
+    between = node.whitespace_between
+    if isinstance(between, cst.ParenthesizedWhitespace):
+        between = between.with_changes(
+            last_line=cst.SimpleWhitespace(between.last_line.value + _INDENT)
+        )
+    return node.with_changes(
+        left=_indented(node.left), right=_indented(node.right), whitespace_between=between
+    )
 
 
 def _comma() -> cst.Comma:

@@ -554,3 +554,43 @@ def test_a_data_layer_in_a_namespace_folder_of_a_package_imports_the_runtime_rel
     )
     code, _ = migrate(tmp_path, {"shop/utils/db.py": layer})["shop/utils/db.py"]
     assert code.startswith("from .db_pool import getconn, putconn\n")  # not `from db_pool`
+
+
+def test_sql_continued_over_lines_gets_one_argument_per_line_in_sql_for(tmp_path):
+    code, _ = migrate_one(
+        tmp_path,
+        """\
+        import os
+        import sqlite3
+
+        import psycopg2
+
+        def connect():
+            if os.environ.get("DATABASE_URL"):
+                return psycopg2.connect(os.environ["DATABASE_URL"])
+            return sqlite3.connect("app.db")
+
+        def loans(isbn):
+            conn = connect()
+            try:
+                cur = conn.cursor()
+                cur.execute(
+                    "SELECT l.id FROM loans l "
+                    "WHERE l.isbn = %s",
+                    (isbn,),
+                )
+                return cur.fetchall()
+            finally:
+                conn.close()
+        """,
+    )
+    assert (
+        "        cur.execute(\n"
+        "            sql_for(\n"
+        "                conn,\n"
+        '                "SELECT l.id FROM loans l "\n'
+        '                "WHERE l.isbn = %s",\n'
+        "            ),\n"
+        "            (isbn,),\n"
+        "        )\n"
+    ) in code

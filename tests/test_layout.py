@@ -339,6 +339,17 @@ GROWN = [
         "        (x, y),\n"
         "    )\n",
     ),
+    (
+        '    return jsonify([{"company": r[0], "applications": r[1], "jobs": r[2]} '
+        "for r in rows])\n",
+        '    return jsonify([{"company": r["company_name"], "applications": r["applications"], '
+        '"jobs": r["jobs"]} for r in rows])\n',
+    ),
+    (
+        "    found = {r[0]: (r[1], r[2]) for r in rows if r[3] and r[0] not in seen}\n",
+        '    found = {r["identifier"]: (r["first_name"], r["last_name"]) for r in rows '
+        'if r["active"] and r["identifier"] not in seen}\n',
+    ),
 ]
 
 

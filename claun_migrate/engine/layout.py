@@ -349,9 +349,15 @@ class _Layout:
         hug = c not in self.magic and not (several and kind == "display")
         if hug and self.fits(o + 1, c, indent):
             return [indent + self.render(o + 1, c)]
+        clauses = self._clauses(o + 1, c) if not commas else []
+        if clauses:  # a comprehension: its element, then each `for`/`if` on a line of its own
+            lines: list[str] = []
+            for start, end in zip([o + 1, *clauses], [*clauses, c], strict=True):
+                lines += self.line(start, end, "", indent)
+            return lines
         if not several:
             return [indent + self.render(o + 1, c)] if commas else self.line(o + 1, c, "", indent)
-        lines: list[str] = []
+        lines = []
         start = o + 1
         for end in [*commas, c]:
             if end == c and start == c:  # after a trailing comma
@@ -359,6 +365,15 @@ class _Layout:
             lines += self.line(start, end, ",", indent)
             start = end + 1
         return lines
+
+    def _clauses(self, a: int, b: int) -> list[int]:
+        """Where the ``for`` (or ``async for``) and ``if`` clauses of a comprehension in ``a:b``
+        start (its ``if`` only after a ``for``: before one it is a conditional expression)."""
+        fors = [i - 1 if self.tokens[i - 1].text == "async" else i for i in self._top(a, b, "for")]
+        if not fors:
+            return []
+        ifs = [i for i in self._top(a, b, "if") if i > fors[0]]
+        return sorted({*fors, *ifs})
 
     def _value(self, a: int, b: int) -> int | None:
         """Where the value of ``return VALUE`` or ``TARGET = VALUE`` starts, if it is not one
