@@ -195,6 +195,12 @@ class _File:
         return parent if isinstance(parent, ast.ClassDef) else None
 
 
+def _shortened(sql: str, limit: int = 160) -> str:
+    """``sql`` on one line, cut with an ellipsis past ``limit`` characters (for a message)."""
+    text = " ".join(sql.split())
+    return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
+
+
 def _start(node: ast.AST) -> tuple[int, int]:
     return node.lineno, node.col_offset  # type: ignore[attr-defined]
 
@@ -998,7 +1004,7 @@ class Analysis:
                 if fix is None or source is None or fix.columns.columns is None:
                     plan.add(site_path, site)
                 elif not self.unsafe_fixes:
-                    hint = f"; `--unsafe-fixes` edits the SQL: `{fix.sql.strip()[:120]}`"
+                    hint = f"; `--unsafe-fixes` edits the SQL: `{_shortened(fix.sql)}`"
                     plan.add(site_path, replace(site, suggestion=site.suggestion + hint))
                 else:
                     name = fix.columns.columns[index].name

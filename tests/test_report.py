@@ -30,3 +30,17 @@ def test_diff_of_a_file_with_a_line_separator_inside_a_line_applies(
     )
     assert applied.returncode == 0, applied.stderr.decode()
     assert (tmp_path / "a.py").read_bytes().decode("utf-8") == after
+
+
+def test_github_annotations_stay_one_line_each_whatever_the_message_holds() -> None:
+    from claun_migrate.codemods._support import Finding
+    from claun_migrate.engine import Located, RunResult
+    from claun_migrate.report import github
+
+    finding = Finding(3, 5, "CM103", "two `id` columns, 100%", "SELECT a,\n  b: c")
+    result = RunResult(selected=[], findings=[Located(Path("a,b:c.py"), "named-rows", finding)])
+    (line,) = github(result, "check").splitlines()
+    assert line == (
+        "::warning file=a%2Cb%3Ac.py,line=3,col=5,title=CM103::"
+        "two `id` columns, 100%25. SELECT a,%0A  b: c"
+    )

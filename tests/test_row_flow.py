@@ -321,3 +321,11 @@ def test_source_segments_are_ast_s_on_non_ascii_crlf_and_form_feed_lines():
     nodes = [n for n in ast.walk(ast.parse(source)) if hasattr(n, "lineno")]
     assert len(nodes) > 20
     assert [lines.segment(n) for n in nodes] == [ast.get_source_segment(source, n) for n in nodes]
+
+
+def test_sql_quoted_in_a_message_is_one_line_and_says_when_it_is_cut():
+    from claun_migrate.codemods.row_flow import _shortened
+
+    assert _shortened("SELECT a,\n       b FROM t") == "SELECT a, b FROM t"
+    long = "SELECT " + ", ".join(f"column_{i}" for i in range(40)) + " FROM t"
+    assert len(_shortened(long)) == 160 and _shortened(long).endswith("…")

@@ -185,6 +185,16 @@ def _error_dict(error: FileError) -> dict[str, object]:
     return entry
 
 
+def _data(text: str) -> str:
+    """A workflow command's message, escaped as GitHub reads it (one line)."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def _property(text: str) -> str:
+    """A workflow command's property value (file, title), escaped."""
+    return _data(text).replace(":", "%3A").replace(",", "%2C")
+
+
 def github(result: RunResult, mode: str) -> str:
     """GitHub Actions workflow commands: annotations on the pull request."""
     lines = []
@@ -193,14 +203,15 @@ def github(result: RunResult, mode: str) -> str:
         message = (
             f"{'changed' if result.written else 'would change'} by {', '.join(change.codemods)}"
         )
-        lines.append(f"::{level} file={display(change.path)},line=1::{message}")
+        lines.append(f"::{level} file={_property(display(change.path))},line=1::{message}")
     for item in result.findings:
         f = item.finding
-        location = f"file={display(item.path)},line={f.line},col={f.column},title={f.code}"
-        lines.append(f"::warning {location}::{f.message}. {f.suggestion}".rstrip(". "))
+        where = f"file={_property(display(item.path))},line={f.line},col={f.column}"
+        message = f"{f.message}. {f.suggestion}".rstrip(". ")
+        lines.append(f"::warning {where},title={_property(f.code)}::{_data(message)}")
     for e in result.errors:
         line = f",line={e.line},col={e.column}" if isinstance(e, LocatedError) else ""
-        lines.append(f"::error file={display(e.path)}{line}::{e.message}")
+        lines.append(f"::error file={_property(display(e.path))}{line}::{_data(e.message)}")
     return "\n".join(lines) + ("\n" if lines else "")
 
 
