@@ -182,6 +182,63 @@ class _Lines:
         )
 
 
+_TOKENS = ("psycopg2", "sqlite3", "connect", "execute", "fetch", "cursor", "close(", "getconn")
+_IMPORT = re.compile(
+    r"^[ \t]*(?:from[ \t]+(\.*)([\w.]*)[ \t]+import[ \t]+(\([^)]*\)|[^\n#;]+)"
+    r"|import[ \t]+([^\n#;]+))",
+    re.MULTILINE,
+)
+
+
+def _imported(path: str, text: str, modules: _Modules) -> set[str]:
+    """The run's files that ``text`` imports, read from its import lines (a line that only
+    looks like one, in a string, adds a file: harmless)."""
+    found: set[str | None] = set()
+    for dots, module, names, plain in _IMPORT.findall(text):
+        if plain:
+            for name in plain.split(","):
+                found.add(modules.resolve(path, name.split()[0] if name.split() else "", 0))
+            continue
+        found.add(modules.resolve(path, module or None, len(dots)))
+        for name in names.strip("()").split(","):
+            if name.split():
+                dotted = ".".join(filter(None, [module, name.split()[0]]))
+                found.add(modules.resolve(path, dotted, len(dots)))
+    return {f for f in found if f is not None}
+
+
+def relevant(sources: Mapping[str, str]) -> set[str]:
+    """The Python files the analyses must read: those that touch a database (a driver, a
+    connect, a cursor, a fetch), then, to a fixed point, the files that import one of them (a
+    connector's or a helper's callers), then every file those import (where their rows may go:
+    a serialiser, a model's ``from_row``). Any other file can neither open, release nor read a
+    connection's rows, so a big tree with a small data layer is parsed only where it matters
+    (memoised for the same ``sources`` object)."""
+    cached = _RELEVANT.get(id(sources))
+    if cached is not None and cached[0] is sources:
+        return cached[1]
+    python = {p: t for p, t in sources.items() if p.endswith(".py")}
+    modules = _Modules(list(python))
+    imports = {p: _imported(p, t, modules) for p, t in python.items()}
+    chosen = {p for p, t in python.items() if any(token in t for token in _TOKENS)}
+    while True:  # callers
+        new = {p for p in python.keys() - chosen if imports[p] & chosen}
+        if not new:
+            break
+        chosen |= new
+    todo = list(chosen)
+    while todo:  # and what they call
+        for target in imports[todo.pop()] - chosen:
+            chosen.add(target)
+            todo.append(target)
+    _RELEVANT.clear()
+    _RELEVANT[id(sources)] = (sources, chosen)
+    return chosen
+
+
+_RELEVANT: dict[int, tuple[Mapping[str, str], set[str]]] = {}
+
+
 def parse(text: str) -> ast.Module:
     """``ast.parse(text)``, once per text for the whole run (the codemods' gathers share it);
     raises ``SyntaxError``/``ValueError`` as it does."""
@@ -518,11 +575,9 @@ class _Analysis:
     def __init__(self, sources: Mapping[str, str]) -> None:
         self.files: dict[str, _FileAnalysis] = {}
         trees: dict[str, tuple[str, ast.Module]] = {}
-        for path, text in sorted(sources.items()):
-            if not path.endswith(".py"):
-                continue
+        for path in sorted(relevant(sources)):
             try:
-                trees[path] = (text, parse(text))
+                trees[path] = (sources[path], parse(sources[path]))
             except (SyntaxError, ValueError):
                 continue
         self.modules = _Modules(list(trees))
@@ -1385,6 +1440,17 @@ def _shipped_rows(analysis: _Analysis) -> list[str]:
     )
 
 
+def _same_on_sqlite(sql: ast.expr) -> bool:
+    """A literal that ``sql_for`` would hand to SQLite unchanged: no placeholder, no ``%``
+    escape, no ``SERIAL`` column."""
+    return (
+        isinstance(sql, ast.Constant)
+        and isinstance(sql.value, str)
+        and "%" not in sql.value
+        and "SERIAL" not in sql.value.upper()
+    )
+
+
 def _sql_edits(analysis: _Analysis, site: _Site) -> list[Edit]:
     """``cursor.execute(sql, ...)`` on the site's connection: the SQL goes through sql_for."""
     info = analysis.files[site.path]
@@ -1407,6 +1473,7 @@ def _sql_edits(analysis: _Analysis, site: _Site) -> list[Edit]:
                 and isinstance(node.args[0].func, ast.Name)
                 and node.args[0].func.id == "sql_for"
             )
+            and not _same_on_sqlite(node.args[0])
         ):
             edits.append(Edit("sql", info.lines.at(node.args[0]), site.var))
     return edits

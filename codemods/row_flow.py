@@ -39,6 +39,7 @@ from claun_migrate.codemods.data_layer import (
     analyse,
     is_test_file,
     parse,
+    relevant,
     walk,
 )
 
@@ -254,12 +255,11 @@ class Analysis:
         self._literals: dict[tuple[str, Span], ast.Constant] = {}
         self._fixable: dict[tuple[str, Span], list[tuple[str, int, Site]]] = {}
         trees: dict[str, tuple[str, ast.Module]] = {}
-        for path, text in sorted(sources.items()):
-            if path.endswith(".py"):
-                try:
-                    trees[path] = (text, parse(text))
-                except (SyntaxError, ValueError):
-                    continue
+        for path in sorted(relevant(sources)):
+            try:
+                trees[path] = (sources[path], parse(sources[path]))
+            except (SyntaxError, ValueError):
+                continue
         modules = _Modules(list(trees))
         self.files = {p: _File(p, text, tree, modules) for p, (text, tree) in trees.items()}
         model = analyse(sources)

@@ -594,3 +594,35 @@ def test_sql_continued_over_lines_gets_one_argument_per_line_in_sql_for(tmp_path
         "            (isbn,),\n"
         "        )\n"
     ) in code
+
+
+def test_sql_that_sqlite_runs_as_written_is_not_wrapped_in_sql_for(tmp_path):
+    code, _ = migrate_one(
+        tmp_path,
+        """\
+        import os
+        import sqlite3
+
+        import psycopg2
+
+        def connect():
+            if os.environ.get("DATABASE_URL"):
+                return psycopg2.connect(os.environ["DATABASE_URL"])
+            return sqlite3.connect("app.db")
+
+        def setup(name):
+            conn = connect()
+            try:
+                cur = conn.cursor()
+                cur.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY)")
+                cur.execute("CREATE TABLE IF NOT EXISTS u (id SERIAL PRIMARY KEY)")
+                cur.execute("SELECT COUNT(*) FROM t WHERE name = %s", (name,))
+                cur.execute("SELECT 1 WHERE 'a' LIKE '%'")
+            finally:
+                conn.close()
+        """,
+    )
+    assert 'cur.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY)")' in code
+    assert 'sql_for(conn, "CREATE TABLE IF NOT EXISTS u (id SERIAL PRIMARY KEY)")' in code
+    assert 'sql_for(conn, "SELECT COUNT(*) FROM t WHERE name = %s")' in code
+    assert "sql_for(conn, \"SELECT 1 WHERE 'a' LIKE '%'\")" in code
