@@ -24,7 +24,7 @@ import ast
 import os
 import re
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from claun_migrate.codemods._support import GENERATED, is_pristine
 
@@ -52,7 +52,9 @@ class Edit:
     - ``sql``: the SQL argument at ``at`` becomes ``sql_for(arg, sql)`` (PostgreSQL SQL that
       must also run on SQLite);
     - ``row-factory``: the ``conn.row_factory = sqlite3.Row`` statement at ``at`` goes (the
-      shipped row answers names and positions).
+      shipped row answers names and positions);
+    - ``rename``: the name at ``at`` becomes ``arg`` (a connection opened again under the name
+      of one still in use gets a name of its own).
     """
 
     kind: str
@@ -509,6 +511,7 @@ class _FileAnalysis:
                 self.twice.add(node.name)
             self.defined[node.name] = node
         self.driver_modules, self.driver_connects = _driver_names(tree)
+        self.renamed: dict[Position, str] = {}  # a reopening call -> its connection's new name
 
     def connect_driver(self, call: ast.AST) -> str | None:
         """The driver of a ``psycopg2.connect(...)``/``sqlite3.connect(...)`` call, however
@@ -661,6 +664,15 @@ class _Analysis:
                     site = _site(info, function, node, parents, source)
                     if site is not None:
                         source.sites.append(site)
+        for source in self.sources.values():  # a connection renamed by its enclosing site
+            for site in source.sites:
+                new = self.files[site.path].renamed.get(site.at)
+                if new is not None and site.var:
+                    old, site.var = site.var, new
+                    site.edits = [
+                        replace(e, arg=new) if e.kind in ("wrap", "sql") and e.arg == old else e
+                        for e in site.edits
+                    ]
 
     def unfollowed(self) -> None:
         """Block PostgreSQL connectors referred to where the model cannot follow the connection
@@ -873,8 +885,13 @@ def _site(
     last = max((i for i, s in enumerate(rest) if _is_close(s, var)), default=None)
     reopened = _reopened(info, rest if last is None else rest[: last + 1], var, statement)
     if reopened is not None:
-        site.problem = _reopened_problem(info, reopened, var)
-        return site
+        renamed = _rename_reopened(info, function, reopened, var, parents, call)
+        if renamed is None:
+            site.problem = _reopened_problem(info, reopened, var)
+            return site
+        site.edits += renamed
+        region = _confined_region(reopened, parents)
+        closes = [c for c in closes if not any(c is n for r in region for n in ast.walk(r))]
     if last is not None and _uses_after(rest[last + 1 :], var):
         site.problem = _problem(
             info, call, f"`{var}` is used after it is closed", "close it once, at the end"
@@ -928,6 +945,78 @@ def _reopened(
             ):
                 return node
     return None
+
+
+def _confined_region(reopened: ast.stmt, parents: dict[ast.AST, ast.AST]) -> list[ast.stmt]:
+    """The statements from ``reopened`` to the end of its block."""
+    block = _block_of(reopened, parents) or []
+    index = next((i for i, s in enumerate(block) if s is reopened), len(block))
+    return block[index:]
+
+
+def _unread_after(
+    reopened: ast.stmt,
+    region: list[ast.stmt],
+    var: str,
+    parents: dict[ast.AST, ast.AST],
+    function: ast.AST,
+) -> bool:
+    """Whether no code that runs after ``region`` (the block from ``reopened`` on) reads
+    ``var``: climbing out, the statements that follow at each level up to a ``return`` or
+    ``raise`` do not read it; a loop (its next turn) or a ``try`` (its handlers) on the way
+    makes it unknown, hence False."""
+    if any(isinstance(s, ast.Return | ast.Raise) for s in region):
+        return True
+    node: ast.AST = region[0] if region else reopened
+    skip = len(region)
+    while True:
+        block = _block_of(node, parents)  # type: ignore[arg-type]
+        if block is None:
+            return False
+        index = next(i for i, s in enumerate(block) if s is node)
+        for statement in block[index + skip :]:
+            if any(isinstance(n, ast.Name) and n.id == var for n in ast.walk(statement)):
+                return False
+            if isinstance(statement, ast.Return | ast.Raise):
+                return True
+        skip = 1
+        parent = parents.get(node)
+        if parent is None or parent is function:
+            return True
+        if isinstance(parent, ast.For | ast.AsyncFor | ast.While | ast.Try):
+            return False
+        node = parent
+
+
+def _rename_reopened(
+    info: _FileAnalysis,
+    function: ast.AST,
+    reopened: ast.Assign,
+    var: str,
+    parents: dict[ast.AST, ast.AST],
+    call: ast.Call,
+) -> list[Edit] | None:
+    """Rename edits that give a connection opened again under ``var`` a name of its own, when
+    that is safe: it comes from the same source, nothing after its block reads ``var`` (see
+    :func:`_unread_after`) and it is not opened a third time there. None when it is not
+    safe."""
+    region = _confined_region(reopened, parents)
+    if (
+        not _unread_after(reopened, region, var, parents, function)
+        or info.source_of(reopened.value) != info.source_of(call)
+        or _reopened(info, region[1:], var, reopened) is not None
+    ):
+        return None
+    taken = {n.id for n in _own_nodes(function) if isinstance(n, ast.Name)}
+    taken |= {a.arg for a in ast.walk(function) if isinstance(a, ast.arg)}
+    new = next(f"{var}_{k}" for k in range(2, 100) if f"{var}_{k}" not in taken)
+    info.renamed[info.lines.at(reopened.value)] = new
+    return [
+        Edit("rename", info.lines.at(node), new)
+        for statement in region
+        for node in ast.walk(statement)
+        if isinstance(node, ast.Name) and node.id == var
+    ]
 
 
 def _reopened_problem(info: _FileAnalysis, reopened: ast.AST | None, var: str) -> Problem:

@@ -221,6 +221,10 @@ class PoolConnectionsCommand(support.Command):
             return updated_node.with_changes(func=cst.Name(self._runtime("db_pool", "borrowed")))
         return updated_node
 
+    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.Name:
+        rename = self._edit(original_node, "rename")
+        return updated_node if rename is None else updated_node.with_changes(value=rename.arg)
+
     def leave_Arg(self, original_node: cst.Arg, updated_node: cst.Arg) -> cst.Arg:
         sql = self._edit(original_node.value, "sql")
         if sql is None:

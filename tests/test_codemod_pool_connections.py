@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from textwrap import dedent
 
@@ -16,7 +19,7 @@ from claun_migrate.codemods._support import (
     reliances,
     requirements,
 )
-from claun_migrate.codemods.pool_connections import PoolConnectionsCommand
+from claun_migrate.codemods.pool_connections import PoolConnectionsCommand, runtime_copies
 
 
 def migrate(tmp_path: Path, files: dict[str, str]) -> dict[str, tuple[str, CodemodContext]]:
@@ -626,3 +629,106 @@ def test_sql_that_sqlite_runs_as_written_is_not_wrapped_in_sql_for(tmp_path):
     assert 'sql_for(conn, "CREATE TABLE IF NOT EXISTS u (id SERIAL PRIMARY KEY)")' in code
     assert 'sql_for(conn, "SELECT COUNT(*) FROM t WHERE name = %s")' in code
     assert "sql_for(conn, \"SELECT 1 WHERE 'a' LIKE '%'\")" in code
+
+
+REOPENED_IN_A_BRANCH = """\
+import os
+
+import psycopg2
+
+def connect():
+    return psycopg2.connect(os.environ["DATABASE_URL"])
+
+def verify(email, staff):
+    conn = connect()
+    cur = conn.cursor()
+    cur.execute("SELECT id FROM members WHERE email = %s", (email,))
+    row = cur.fetchone()
+    if row:
+        conn.close()
+        if staff:
+            conn = connect()
+            conn.cursor().execute("UPDATE members SET verified = TRUE WHERE id = 1")
+            conn.commit()
+            conn.close()
+        return "ok"
+    conn.close()
+    return "unknown"
+"""
+
+REOPENED_IN_A_BRANCH_MIGRATED = """\
+import os
+
+from db_pool import getconn, putconn
+from db_rows import RowCursor
+
+def connect():
+    return getconn(os.environ["DATABASE_URL"], cursor_factory=RowCursor)
+
+def verify(email, staff):
+    conn = connect()
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT id FROM members WHERE email = %s", (email,))
+        row = cur.fetchone()
+        if row:
+            if staff:
+                conn_2 = connect()
+                try:
+                    conn_2.cursor().execute("UPDATE members SET verified = TRUE WHERE id = 1")
+                    conn_2.commit()
+                finally:
+                    putconn(conn_2)
+            return "ok"
+    finally:
+        putconn(conn)
+    return "unknown"
+"""
+
+
+def test_a_connection_opened_again_in_a_branch_that_ends_the_function_gets_its_own_name(
+    tmp_path,
+):
+    code, found = migrate_one(tmp_path, REOPENED_IN_A_BRANCH)
+    assert code == REOPENED_IN_A_BRANCH_MIGRATED
+    assert found == []
+
+
+def test_second_run_changes_nothing_after_renaming(tmp_path):
+    assert_second_run_changes_nothing(tmp_path, {"layer.py": REOPENED_IN_A_BRANCH})
+
+
+def test_a_reopened_name_read_after_its_branch_is_left_and_reported(tmp_path):
+    read_after = REOPENED_IN_A_BRANCH.replace(
+        '            conn.close()\n        return "ok"', '        conn.close()\n        return "ok"'
+    )
+    code, found = migrate_one(tmp_path, read_after)
+    assert code == read_after
+    assert "POOL001" in {f.code for f in found}
+
+
+def test_the_renamed_migration_gives_each_connection_back_once_on_postgres(tmp_path, postgres_url):
+    code, _ = migrate_one(tmp_path, REOPENED_IN_A_BRANCH)
+    assert "conn_2 = connect()" in code
+    (tmp_path / "layer.py").write_text(code)
+    for name, text in runtime_copies().items():
+        (tmp_path / name).write_text(text)
+    script = dedent(
+        """\
+        import layer, db_pool
+        conn = layer.connect()
+        cur = conn.cursor()
+        cur.execute("CREATE TABLE IF NOT EXISTS members (id INT, email TEXT, verified BOOL)")
+        cur.execute("INSERT INTO members VALUES (1, 'a@x', FALSE)")
+        conn.commit()
+        db_pool.putconn(conn)
+        verdicts = [layer.verify("a@x", True), layer.verify("a@x", False), layer.verify("b", 1)]
+        print(*verdicts, db_pool.get_pool().stats()["in_use"])
+        """
+    )
+    env = {**os.environ, "DATABASE_URL": postgres_url, "PYTHONPATH": str(tmp_path)}
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["ok", "ok", "unknown", "0"]  # every connection given back
