@@ -559,20 +559,26 @@ def test_a_data_layer_in_a_namespace_folder_of_a_package_imports_the_runtime_rel
     assert code.startswith("from .db_pool import getconn, putconn\n")  # not `from db_pool`
 
 
+DUAL_DRIVER = """\
+import os
+import sqlite3
+
+import psycopg2
+
+def connect():
+    if os.environ.get("DATABASE_URL"):
+        return psycopg2.connect(os.environ["DATABASE_URL"])
+    return sqlite3.connect("app.db")
+
+"""
+
+
 def test_sql_continued_over_lines_gets_one_argument_per_line_in_sql_for(tmp_path):
     code, _ = migrate_one(
         tmp_path,
-        """\
-        import os
-        import sqlite3
-
-        import psycopg2
-
-        def connect():
-            if os.environ.get("DATABASE_URL"):
-                return psycopg2.connect(os.environ["DATABASE_URL"])
-            return sqlite3.connect("app.db")
-
+        DUAL_DRIVER
+        + dedent(
+            """\
         def loans(isbn):
             conn = connect()
             try:
@@ -585,7 +591,8 @@ def test_sql_continued_over_lines_gets_one_argument_per_line_in_sql_for(tmp_path
                 return cur.fetchall()
             finally:
                 conn.close()
-        """,
+        """
+        ),
     )
     assert (
         "        cur.execute(\n"
@@ -602,17 +609,9 @@ def test_sql_continued_over_lines_gets_one_argument_per_line_in_sql_for(tmp_path
 def test_sql_that_sqlite_runs_as_written_is_not_wrapped_in_sql_for(tmp_path):
     code, _ = migrate_one(
         tmp_path,
-        """\
-        import os
-        import sqlite3
-
-        import psycopg2
-
-        def connect():
-            if os.environ.get("DATABASE_URL"):
-                return psycopg2.connect(os.environ["DATABASE_URL"])
-            return sqlite3.connect("app.db")
-
+        DUAL_DRIVER
+        + dedent(
+            """\
         def setup(name):
             conn = connect()
             try:
@@ -623,7 +622,8 @@ def test_sql_that_sqlite_runs_as_written_is_not_wrapped_in_sql_for(tmp_path):
                 cur.execute("SELECT 1 WHERE 'a' LIKE '%'")
             finally:
                 conn.close()
-        """,
+        """
+        ),
     )
     assert 'cur.execute("CREATE TABLE IF NOT EXISTS t (id INTEGER PRIMARY KEY)")' in code
     assert 'sql_for(conn, "CREATE TABLE IF NOT EXISTS u (id SERIAL PRIMARY KEY)")' in code
