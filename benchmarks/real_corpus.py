@@ -167,17 +167,25 @@ def imported_modules(source: bytes) -> set[tuple[int, str]]:
     return found
 
 
+def _in_package(folder: Path, namespace_levels: int = 3) -> bool:
+    """``folder`` is a package, or a namespace folder up to ``namespace_levels`` below one."""
+    return any(
+        (above / "__init__.py").is_file()
+        for above in [folder, *folder.parents][: namespace_levels + 1]
+    )
+
+
 def resolves(root: Path, importer: Path, level: int, module: str) -> bool:
     """Whether an import names a module or package of the tree, or something outside it.
 
-    A relative import also needs its file inside a package (``__init__.py`` in every folder it
-    climbs): in a flat app, ``from .db_rows import x`` fails when the module is imported as
-    a top-level one.
+    A relative import also needs its file inside a package (every folder it climbs a package,
+    or a namespace folder that a package holds, as ``shop/utils`` in package ``shop``): in a
+    flat app, ``from .db_rows import x`` fails when the module is imported as a top-level one.
     """
     parts = module.split(".") if module else []
     if level:
         climbed = [importer.parent, *importer.parent.parents][:level]
-        if not all((folder / "__init__.py").is_file() for folder in climbed):
+        if not all(_in_package(folder) for folder in climbed):
             return False
         bases = [climbed[-1]]
     else:

@@ -80,6 +80,16 @@ def test_a_relative_import_outside_a_package_is_unresolved(tmp_path):
     assert corpus.resolves(root, root / "db_sqlite.py", 0, "db_rows")
 
 
+def test_a_relative_import_in_a_namespace_folder_of_a_package_resolves(tmp_path):
+    corpus = load("real_corpus")
+    root = write(
+        tmp_path, {"shop/__init__.py": "", "shop/utils/db.py": "", "shop/utils/db_pool.py": ""}
+    )
+    assert corpus.resolves(root, root / "shop/utils/db.py", 1, "db_pool")
+    flat = write(tmp_path / "flat", {"utils/db.py": "", "utils/db_pool.py": ""})
+    assert not corpus.resolves(flat, flat / "utils/db.py", 1, "db_pool")
+
+
 def test_corpus_run_on_the_fixture_reports_a_clean_idempotent_migration(tmp_path):
     out = tmp_path / "rows.json"
     done = subprocess.run(
