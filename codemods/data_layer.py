@@ -861,8 +861,9 @@ def _site(
     )  # the next statement of the block that opens `var` again starts another site
     rest = block[index + 1 : stop]
     release, scope = _finally_release(statement, var, parents)
-    if release is not None and _reopened(info, scope, var, statement):
-        site.problem = _reopened_problem(info, _reopened(info, scope, var, statement), var)
+    reopened = _reopened(info, scope, var, statement) if release is not None else None
+    if reopened is not None:
+        site.problem = _reopened_problem(info, reopened, var)
         return site
     if release is not None:
         closes = _closes(scope, var)
@@ -885,12 +886,12 @@ def _site(
     last = max((i for i, s in enumerate(rest) if _is_close(s, var)), default=None)
     reopened = _reopened(info, rest if last is None else rest[: last + 1], var, statement)
     if reopened is not None:
-        renamed = _rename_reopened(info, function, reopened, var, parents, call)
+        region = _confined_region(reopened, parents)
+        renamed = _rename_reopened(info, function, reopened, region, var, parents, call)
         if renamed is None:
             site.problem = _reopened_problem(info, reopened, var)
             return site
         site.edits += renamed
-        region = _confined_region(reopened, parents)
         closes = [c for c in closes if not any(c is n for r in region for n in ast.walk(r))]
     if last is not None and _uses_after(rest[last + 1 :], var):
         site.problem = _problem(
@@ -992,6 +993,7 @@ def _rename_reopened(
     info: _FileAnalysis,
     function: ast.AST,
     reopened: ast.Assign,
+    region: list[ast.stmt],
     var: str,
     parents: dict[ast.AST, ast.AST],
     call: ast.Call,
@@ -1000,7 +1002,6 @@ def _rename_reopened(
     that is safe: it comes from the same source, nothing after its block reads ``var`` (see
     :func:`_unread_after`) and it is not opened a third time there. None when it is not
     safe."""
-    region = _confined_region(reopened, parents)
     if (
         not _unread_after(reopened, region, var, parents, function)
         or info.source_of(reopened.value) != info.source_of(call)
@@ -1019,8 +1020,7 @@ def _rename_reopened(
     ]
 
 
-def _reopened_problem(info: _FileAnalysis, reopened: ast.AST | None, var: str) -> Problem:
-    assert reopened is not None
+def _reopened_problem(info: _FileAnalysis, reopened: ast.AST, var: str) -> Problem:
     return _problem(
         info,
         reopened,
